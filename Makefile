@@ -1,0 +1,42 @@
+# Everything starts from nothing but Python: `make run` and `make test` create .venv,
+# install the pinned requirements and go.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+APP_STAMP := $(VENV)/.installed-app
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test bench lint format install clean-cache sample
+
+run: $(APP_STAMP)
+	$(BIN)/python -m pipeline run pipeline/data/sample_feedback.csv --text-column comment --out out/sample_labeled.csv --plots
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(APP_STAMP)
+	$(BIN)/python -m pipeline.bench $(BENCH_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format pipeline tests
+	$(BIN)/ruff check --fix pipeline tests
+
+install: $(DEV_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(APP_STAMP): requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip check
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt $(APP_STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip check
+	touch $@

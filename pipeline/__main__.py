@@ -1,0 +1,237 @@
+"""Command line: ``python -m pipeline run|plan ...`` (see ``--help``).
+
+Exit codes: 0 success; 2 bad input or config (nothing computed); 1 a stage failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .cache import default_cache_dir
+from .config import PipelineConfig, all_keys
+from .context import Runtime
+from .errors import ConfigError, InputError, PipelineError
+from .events import Event
+from .io import output_paths, read_table, write_outputs
+from .runner import plan, stream
+
+log = logging.getLogger("pipeline")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Cluster the short texts of a table: every row comes back with a cluster id and label.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("input", help="CSV/TSV (encoding and delimiter detected), Excel (.xlsx) or Parquet")
+        p.add_argument("--text-column", required=True, help="the column holding the texts")
+        p.add_argument("--config", help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] sections")
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE",
+            help="override one setting (repeatable). Keys: " + ", ".join(all_keys()),
+        )
+        p.add_argument("--cache-dir", help=f"cache folder (default $CLUSTERLAB_CACHE_DIR or {default_cache_dir()})")
+        p.add_argument("--chunk-size", type=int, default=1000, help="texts per cached embedding chunk")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
+
+    run_p = sub.add_parser("run", help="run the pipeline and write OUT.csv, OUT.clusters.csv, OUT.manifest.json")
+    common(run_p)
+    run_p.add_argument("--out", required=True, help="labeled table to write (CSV)")
+    run_p.add_argument("--events", help="write every progress event as one JSON object per line")
+    run_p.add_argument("--plots", action="store_true", help="also write OUT.map.html (optional final step)")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    plan_p = sub.add_parser("plan", help="say which stages would load from cache and which would compute")
+    common(plan_p)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
+    config = config.with_overrides(args.set)
+    return config.with_values({"preprocess.text_column": args.text_column})
+
+
+class TerminalProgress:
+    """One tqdm bar per stage on a terminal, plain lines in a log; both fed by the events."""
+
+    def __init__(self, enabled: bool, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self.bar = None
+        self._last_line = (-1.0, 0.0)
+
+    def __call__(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        if event.kind == "warning":
+            self._write(f"warning: [{event.stage}] {event.message}")
+        elif self.interactive:
+            self._bar(event)
+        else:
+            self._line(event)
+
+    def _bar(self, event: Event) -> None:
+        from tqdm import tqdm
+
+        if event.kind == "started":
+            self.close()
+            self.bar = tqdm(
+                total=100, desc=f"{event.stage:<10}", file=self.stream, leave=True, dynamic_ncols=True,
+                bar_format="{desc} {percentage:3.0f}%|{bar:24}| {unit}",
+            )
+        if self.bar is None:
+            return
+        self.bar.n = round(event.fraction * 100)
+        self.bar.unit = f"{event.elapsed_s:6.1f}s  {_describe(event)}"[:100]
+        if event.kind in ("finished", "failed"):
+            self.close()
+        else:
+            self.bar.refresh()
+
+    def _line(self, event: Event) -> None:
+        # without a terminal: a line per stage start/end, and progress at most every 5 s
+        fraction, at = self._last_line
+        if event.kind == "progress" and event.elapsed_s - at < 5 and event.fraction - fraction < 0.25:
+            return
+        self._last_line = (event.fraction, event.elapsed_s if event.kind == "progress" else 0.0)
+        self._write(f"{event.stage:<10} {event.fraction:4.0%} {event.elapsed_s:6.1f}s  {_describe(event)}")
+
+    def _write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.refresh()
+            self.bar.close()
+            self.bar = None
+
+
+def _describe(event: Event) -> str:
+    if event.kind == "failed":
+        return "failed"
+    return event.message
+
+
+def _setup_logging(cache_dir: Path) -> Path:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cache_dir / "clusterlab.log"
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return log_path
+
+
+def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
+    table = read_table(args.input)
+    progress = TerminalProgress(enabled=not args.quiet)
+    events_file = None
+    if args.events:
+        try:
+            Path(args.events).parent.mkdir(parents=True, exist_ok=True)
+            events_file = open(args.events, "w", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the events file {args.events} ({exc.strerror or type(exc).__name__})",
+                hint="choose a folder you can write to with --events",
+            ) from None
+    try:
+        events = stream(table, config, cache_dir=cache_dir, runtime=runtime)
+        for event in events:
+            progress(event)
+            if events_file is not None:
+                events_file.write(event.to_json() + "\n")
+                events_file.flush()
+        result = events.result
+    finally:
+        progress.close()
+        if events_file is not None:
+            events_file.close()
+    try:
+        paths = write_outputs(result, args.out)
+    except OSError as exc:
+        raise PipelineError(
+            f"could not write {args.out} ({exc.strerror or type(exc).__name__})",
+            hint="choose a folder you can write to with --out", stage="output",
+        ) from None
+    if args.plots:
+        _write_plots(result, paths["table"])
+    print(
+        f"{result.corpus.n_rows:,} rows -> {result.n_clusters} clusters, "
+        f"{result.noise_share:.0%} unclustered; wrote {paths['table']}, {paths['clusters'].name}, "
+        f"{paths['manifest'].name}"
+    )
+    return 0
+
+
+def _write_plots(result, table_path: Path) -> None:
+    try:
+        from .plots import map_figure, sizes_figure
+
+        target = Path(str(output_paths(table_path)["manifest"]).replace(".manifest.json", ".map.html"))
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(map_figure(result).to_html(include_plotlyjs=True, full_html=True))
+            fh.write(sizes_figure(result).to_html(include_plotlyjs=False, full_html=False))
+        print(f"wrote {target}")
+    except Exception as exc:  # a chart never costs the results
+        log.exception("plots failed")
+        print(f"warning: [plots] the charts could not be written ({type(exc).__name__}); results are saved", file=sys.stderr)
+
+
+def _cmd_plan(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
+    table = read_table(args.input)
+    steps = plan(table, config, cache_dir=cache_dir, runtime=runtime)
+    for step in steps:
+        print(f"{step.stage:<11}{step.action:<8}{step.detail}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    log_path = None
+    try:
+        log_path = _setup_logging(cache_dir)
+        config = _config(args)
+        runtime = Runtime(device=args.device, chunk_size=max(1, args.chunk_size))
+        command = _cmd_run if args.command == "run" else _cmd_plan
+        return command(args, config, cache_dir, runtime)
+    except (InputError, ConfigError) as exc:
+        _print_error(exc)
+        return 2
+    except PipelineError as exc:
+        _print_error(exc)
+        if log_path is not None:
+            print(f"details: {log_path}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # never a bare traceback: the log has it, the user gets a line
+        log.exception("unexpected error")
+        print(f"error: [pipeline] unexpected {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        if log_path is not None:
+            print(f"details: {log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished stages and embedding chunks are cached; run again to resume", file=sys.stderr)
+        return 130
+
+
+def _print_error(exc: PipelineError) -> None:
+    print(f"error: [{exc.stage}] {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

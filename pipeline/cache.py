@@ -1,0 +1,117 @@
+"""The on-disk cache: joblib.Memory entries addressed by chained keys.
+
+A stage's key is ``sha256(stage name, VERSION, params, upstream keys)``, so large
+arrays are hashed never: only short strings are. Pieces inside a stage (embedding
+chunks) have keys of their own, so a killed run resumes inside the stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import joblib
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$CLUSTERLAB_CACHE_DIR``, else the user's cache folder (e.g. ~/.cache/clusterlab)."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("clusterlab", appauthor=False))
+
+
+def chain_key(*parts: Any) -> str:
+    """A stable hex key from small parts (strings, numbers, params dataclasses)."""
+    def norm(part: Any) -> Any:
+        if is_dataclass(part):
+            return {"__type__": type(part).__name__, **asdict(part)}
+        return part
+
+    blob = json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _entry_function(kind: str) -> Callable[..., Any]:
+    def entry(key: str, compute: Callable[[], Any]) -> Any:
+        return compute()
+
+    # joblib files each function's entries under its name: one folder per kind.
+    entry.__name__ = entry.__qualname__ = kind
+    return entry
+
+
+class Cache:
+    """Keyed memo over joblib.Memory; ``location=None`` disables caching."""
+
+    def __init__(self, location: str | Path | None):
+        self.location = Path(location).expanduser() if location is not None else None
+        if self.location is not None:
+            self.location.mkdir(parents=True, exist_ok=True)
+        self._memory = joblib.Memory(
+            str(self.location) if self.location is not None else None, verbose=0
+        )
+        self._funcs: dict[str, Any] = {}
+
+    def _func(self, kind: str):
+        if kind not in self._funcs:
+            self._funcs[kind] = self._memory.cache(_entry_function(kind), ignore=["compute"])
+        return self._funcs[kind]
+
+    @property
+    def enabled(self) -> bool:
+        return self.location is not None
+
+    def contains(self, kind: str, key: str) -> bool:
+        if not self.enabled:
+            return False
+        try:
+            return bool(self._func(kind).check_call_in_cache(key, None))
+        except Exception:  # an unreadable folder counts as a miss
+            log.warning("cache: could not check %s/%s", kind, key, exc_info=True)
+            return False
+
+    def get_or_compute(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], T],
+        on_corrupt: Callable[[str], None] | None = None,
+    ) -> tuple[T, bool]:
+        """Return ``(value, loaded_from_cache)``; a corrupt entry is recomputed, not fatal."""
+        if not self.enabled:
+            return compute(), False
+        func = self._func(kind)
+        if self.contains(kind, key):
+            try:
+                return func.call_and_shelve(key, None).get(), True
+            except Exception as exc:
+                message = f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
+                log.warning(message, exc_info=True)
+                if on_corrupt is not None:
+                    on_corrupt(message)
+                try:
+                    func.call_and_shelve(key, None).clear()
+                except Exception:
+                    log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
+        value, _metadata = func.call(key, compute)  # joblib >= 1.4 returns (output, metadata)
+        return value, False
+
+    def load(self, kind: str, key: str) -> Any:
+        """Read an entry that ``contains`` reported; raises if it is missing or unreadable."""
+        return self._func(kind).call_and_shelve(key, None).get()
+
+    def clear(self, kind: str, key: str) -> None:
+        if self.enabled and self.contains(kind, key):
+            self._func(kind).call_and_shelve(key, None).clear()

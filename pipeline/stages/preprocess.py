@@ -1,0 +1,117 @@
+"""preprocess: validate the table and turn one column into clean, distinct texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..config import PreprocessParams
+from ..context import StageContext, detached
+from ..errors import InputError
+from ..types import (
+    ISSUE_EMPTY,
+    ISSUE_MISSING,
+    ISSUE_TOO_SHORT,
+    ISSUE_TRUNCATED,
+    Corpus,
+    Table,
+)
+
+VERSION = 1
+
+# Invisible characters that change nothing a reader sees: zero-width, bidi controls, BOM,
+# and C0/C1 control characters other than whitespace.
+_INVISIBLE = r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\x00-\x08\x0e-\x1f\x7f-\x9f]"
+
+
+def clean_texts(values: pd.Series) -> pd.Series:
+    """Unicode NFKC, invisible characters removed, whitespace collapsed and stripped."""
+    text = values.astype(str)
+    text = text.str.normalize("NFKC")
+    text = text.str.replace(_INVISIBLE, "", regex=True)
+    text = text.str.replace(r"\s+", " ", regex=True).str.strip()
+    return text
+
+
+def _truncate(text: str, limit: int) -> str:
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit * 0.8 else cut
+
+
+def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None = None) -> Corpus:
+    """Check the text column, clean it, and map every row to a distinct text (or a reason)."""
+    ctx = ctx or detached("preprocess")
+    frame = table.frame
+    columns = [str(c) for c in frame.columns]
+    if not params.text_column:
+        raise InputError(
+            "no text column was chosen",
+            hint=f"pass --text-column with one of: {', '.join(columns) or '(no columns)'}",
+            stage="preprocess",
+        )
+    if params.text_column not in frame.columns:
+        raise InputError(
+            f"expected a text column named {params.text_column!r}, found columns: "
+            f"{', '.join(repr(c) for c in columns) or '(none)'}",
+            hint="pick one of those columns with --text-column (names are case-sensitive)",
+            stage="preprocess",
+        )
+    if len(frame) == 0:
+        raise InputError(
+            "the table has a header but no rows",
+            hint="add rows of text to the file and upload it again",
+            stage="preprocess",
+        )
+    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
+    column = frame[params.text_column]
+    if isinstance(column, pd.DataFrame):  # duplicate header names
+        raise InputError(
+            f"{column.shape[1]} columns are named {params.text_column!r}",
+            hint="rename the duplicate columns so each name is unique",
+            stage="preprocess",
+        )
+    missing = column.isna().to_numpy()
+    clean = clean_texts(column.where(~column.isna(), "")).to_numpy(dtype=object)
+    lengths = np.fromiter((len(t) for t in clean), dtype=np.int64, count=len(clean))
+
+    issues = np.full(len(clean), "", dtype=object)
+    issues[lengths == 0] = ISSUE_EMPTY
+    issues[(lengths > 0) & (lengths < params.min_chars)] = ISSUE_TOO_SHORT
+    issues[missing] = ISSUE_MISSING
+    too_long = lengths > params.max_chars
+    if too_long.any():
+        clean[too_long] = [_truncate(t, params.max_chars) for t in clean[too_long]]
+        issues[too_long] = ISSUE_TRUNCATED
+        ctx.warn(
+            f"{int(too_long.sum()):,} texts were longer than {params.max_chars:,} characters and were "
+            "cut for embedding (marked 'truncated' in text_issue)"
+        )
+    usable = (issues == "") | (issues == ISSUE_TRUNCATED)
+    if not usable.any():
+        found = pd.Series(issues).value_counts().to_dict()
+        raise InputError(
+            f"column {params.text_column!r} has no usable text: {len(frame):,} rows, "
+            + ", ".join(f"{n:,} {why}" for why, n in found.items()),
+            hint="choose a column that holds text (columns: " + ", ".join(columns) + ")",
+            stage="preprocess",
+        )
+    ctx.progress(0.6, "collapsing exact duplicates")
+    codes, uniques = pd.factorize(pd.Series(clean[usable], dtype=object), sort=False)
+    row_to_unique = np.full(len(clean), -1, dtype=np.int64)
+    row_to_unique[usable] = codes
+    counts = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+    skipped = int((~usable).sum())
+    if skipped:
+        ctx.warn(f"{skipped:,} rows have no usable text; they stay in the output with a reason")
+    original = column.to_numpy(dtype=object)
+    return Corpus(
+        table=table,
+        text_column=params.text_column,
+        original=original,
+        clean=clean,
+        issues=issues,
+        texts=np.asarray(uniques, dtype=object),
+        row_to_unique=row_to_unique,
+        counts=counts,
+    )
