@@ -6,7 +6,6 @@ Exit codes: 0 success; 2 bad input or config (nothing computed); 1 a stage faile
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -32,16 +31,27 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("input", help="CSV/TSV (encoding and delimiter detected), Excel (.xlsx) or Parquet")
         p.add_argument("--text-column", required=True, help="the column holding the texts")
-        p.add_argument("--config", help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] sections")
         p.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE",
+            "--config", help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] sections"
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="override one setting (repeatable). Keys: " + ", ".join(all_keys()),
         )
-        p.add_argument("--cache-dir", help=f"cache folder (default $CLUSTERLAB_CACHE_DIR or {default_cache_dir()})")
+        p.add_argument(
+            "--cache-dir", help=f"cache folder (default $CLUSTERLAB_CACHE_DIR or {default_cache_dir()})"
+        )
         p.add_argument("--chunk-size", type=int, default=1000, help="texts per cached embedding chunk")
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
+        p.add_argument(
+            "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs"
+        )
 
-    run_p = sub.add_parser("run", help="run the pipeline and write OUT.csv, OUT.clusters.csv, OUT.manifest.json")
+    run_p = sub.add_parser(
+        "run", help="run the pipeline and write OUT.csv, OUT.clusters.csv, OUT.manifest.json"
+    )
     common(run_p)
     run_p.add_argument("--out", required=True, help="labeled table to write (CSV)")
     run_p.add_argument("--events", help="write every progress event as one JSON object per line")
@@ -84,7 +94,11 @@ class TerminalProgress:
         if event.kind == "started":
             self.close()
             self.bar = tqdm(
-                total=100, desc=f"{event.stage:<10}", file=self.stream, leave=True, dynamic_ncols=True,
+                total=100,
+                desc=f"{event.stage:<10}",
+                file=self.stream,
+                leave=True,
+                dynamic_ncols=True,
                 bar_format="{desc} {percentage:3.0f}%|{bar:24}| {unit}",
             )
         if self.bar is None:
@@ -164,7 +178,8 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
     except OSError as exc:
         raise PipelineError(
             f"could not write {args.out} ({exc.strerror or type(exc).__name__})",
-            hint="choose a folder you can write to with --out", stage="output",
+            hint="choose a folder you can write to with --out",
+            stage="output",
         ) from None
     if args.plots:
         _write_plots(result, paths["table"])
@@ -187,7 +202,10 @@ def _write_plots(result, table_path: Path) -> None:
         print(f"wrote {target}")
     except Exception as exc:  # a chart never costs the results
         log.exception("plots failed")
-        print(f"warning: [plots] the charts could not be written ({type(exc).__name__}); results are saved", file=sys.stderr)
+        print(
+            f"warning: [plots] the charts could not be written ({type(exc).__name__}); results are saved",
+            file=sys.stderr,
+        )
 
 
 def _cmd_plan(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
@@ -223,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"details: {log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: finished stages and embedding chunks are cached; run again to resume", file=sys.stderr)
+        print(
+            "\ninterrupted: finished stages and embedding chunks are cached; run again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

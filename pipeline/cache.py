@@ -11,9 +11,10 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import joblib
 
@@ -34,6 +35,7 @@ def default_cache_dir() -> Path:
 
 def chain_key(*parts: Any) -> str:
     """A stable hex key from small parts (strings, numbers, params dataclasses)."""
+
     def norm(part: Any) -> Any:
         if is_dataclass(part):
             return {"__type__": type(part).__name__, **asdict(part)}
@@ -59,9 +61,7 @@ class Cache:
         self.location = Path(location).expanduser() if location is not None else None
         if self.location is not None:
             self.location.mkdir(parents=True, exist_ok=True)
-        self._memory = joblib.Memory(
-            str(self.location) if self.location is not None else None, verbose=0
-        )
+        self._memory = joblib.Memory(str(self.location) if self.location is not None else None, verbose=0)
         self._funcs: dict[str, Any] = {}
 
     def _func(self, kind: str):
@@ -97,7 +97,9 @@ class Cache:
             try:
                 return func.call_and_shelve(key, None).get(), True
             except Exception as exc:
-                message = f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
+                message = (
+                    f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
+                )
                 log.warning(message, exc_info=True)
                 if on_corrupt is not None:
                     on_corrupt(message)

@@ -28,6 +28,11 @@ def _check(section: str, name: str, value: Any, ok: bool, allowed: str) -> None:
         )
 
 
+def _check_seed(section: str, seed: int) -> None:
+    # numpy and scikit-learn only take seeds in 0..2**32-1
+    _check(section, "seed", seed, 0 <= seed < 2**32, "an integer in 0..4294967295")
+
+
 @dataclass(frozen=True)
 class PreprocessParams:
     text_column: str = ""
@@ -37,6 +42,13 @@ class PreprocessParams:
     def __post_init__(self):
         _check("preprocess", "max_chars", self.max_chars, self.max_chars >= 10, "an integer >= 10")
         _check("preprocess", "min_chars", self.min_chars, 1 <= self.min_chars <= 1000, "1..1000")
+        _check(
+            "preprocess",
+            "min_chars",
+            self.min_chars,
+            self.min_chars <= self.max_chars,
+            f"at most preprocess.max_chars ({self.max_chars})",
+        )
 
 
 @dataclass(frozen=True)
@@ -62,9 +74,13 @@ class ReduceParams:
         _check("reduce", "n_components", self.n_components, 2 <= self.n_components <= 100, "2..100")
         _check("reduce", "min_dist", self.min_dist, 0.0 <= self.min_dist <= 0.99, "0.0..0.99")
         _check(
-            "reduce", "metric", self.metric, self.metric in ("cosine", "euclidean"),
+            "reduce",
+            "metric",
+            self.metric,
+            self.metric in ("cosine", "euclidean"),
             "'cosine' or 'euclidean'",
         )
+        _check_seed("reduce", self.seed)
 
 
 @dataclass(frozen=True)
@@ -79,19 +95,29 @@ class ClusterParams:
 
     def __post_init__(self):
         _check(
-            "cluster", "algorithm", self.algorithm, self.algorithm in ("hdbscan", "kmeans"),
+            "cluster",
+            "algorithm",
+            self.algorithm,
+            self.algorithm in ("hdbscan", "kmeans"),
             "'hdbscan' or 'kmeans'",
         )
         _check(
-            "cluster", "min_cluster_size", self.min_cluster_size,
-            self.min_cluster_size == 0 or self.min_cluster_size >= 2, "0 (automatic) or >= 2",
+            "cluster",
+            "min_cluster_size",
+            self.min_cluster_size,
+            self.min_cluster_size == 0 or self.min_cluster_size >= 2,
+            "0 (automatic) or >= 2",
         )
         _check("cluster", "min_samples", self.min_samples, self.min_samples >= 0, "0 (automatic) or >= 1")
         _check("cluster", "method", self.method, self.method in ("eom", "leaf"), "'eom' or 'leaf'")
         _check("cluster", "n_clusters", self.n_clusters, self.n_clusters >= 0, "0 or a positive integer")
+        _check_seed("cluster", self.seed)
         if self.algorithm == "kmeans":
             _check(
-                "cluster", "n_clusters", self.n_clusters, self.n_clusters >= 1,
+                "cluster",
+                "n_clusters",
+                self.n_clusters,
+                self.n_clusters >= 1,
                 "a number of clusters >= 1 when cluster.algorithm = 'kmeans'",
             )
 
@@ -106,10 +132,15 @@ class LabelParams:
 
     def __post_init__(self):
         _check("label", "n_keywords", self.n_keywords, 1 <= self.n_keywords <= 50, "1..50")
-        _check("label", "n_representatives", self.n_representatives, 0 <= self.n_representatives <= 20, "0..20")
+        _check(
+            "label", "n_representatives", self.n_representatives, 0 <= self.n_representatives <= 20, "0..20"
+        )
         _check("label", "label_words", self.label_words, 1 <= self.label_words <= 6, "1..6")
         _check(
-            "label", "stop_words", self.stop_words, self.stop_words in ("english", "none"),
+            "label",
+            "stop_words",
+            self.stop_words,
+            self.stop_words in ("english", "none"),
             "'english' or 'none'",
         )
         _check("label", "max_ngram", self.max_ngram, 1 <= self.max_ngram <= 3, "1..3")
@@ -154,6 +185,12 @@ class PipelineConfig:
                 f"unknown section(s) {', '.join(unknown)}; expected one of {', '.join(SECTIONS)}",
                 hint="check the spelling of the [section] names in your config file",
             )
+        for sec, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"{sec} = {values!r} is a single value; expected a section [{sec}] of settings",
+                    hint=f"write [{sec}] on its own line, then one key = value per line",
+                )
         return cls().with_values(
             {f"{sec}.{key}": value for sec, values in data.items() for key, value in values.items()}
         )
@@ -165,6 +202,15 @@ class PipelineConfig:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist", hint="check the path") from None
+        except OSError as exc:  # a folder, no permission, ...
+            raise ConfigError(
+                f"config file {path} could not be read ({exc.strerror or type(exc).__name__})",
+                hint="give the path of a readable .toml file",
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text", hint="save it as a UTF-8 .toml file"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"config file {path} is not valid TOML ({exc})", hint="fix the line it names"
@@ -181,8 +227,7 @@ class PipelineConfig:
                 elif isinstance(value, (int, float)):
                     lines.append(f"{key} = {value}")
                 else:
-                    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-                    lines.append(f'{key} = "{escaped}"')
+                    lines.append(f"{key} = {_toml_string(str(value))}")
             lines.append("")
         return "\n".join(lines)
 
@@ -224,14 +269,35 @@ class PipelineConfig:
         return {f"{sec}.{k}": v for sec, vals in self.to_dict().items() for k, v in vals.items()}
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text value"}
+
+
 def _coerce(dotted: str, value: Any, kind: type) -> Any:
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(
+            f"{dotted} = {value!r} has the wrong type; expected str",
+            hint=f'give {dotted} a text value (in a TOML file, put it in "quotes")',
+        )
     if not isinstance(value, str) or kind is str:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if kind is not str and (type(value) is not kind):
             raise ConfigError(
                 f"{dotted} = {value!r} has the wrong type; expected {kind.__name__}",
-                hint=f"give {dotted} a {kind.__name__} value",
+                hint=f"give {dotted} {_KIND_NAMES[kind.__name__]}",
             )
         return value
     text = value.strip()
@@ -247,7 +313,7 @@ def _coerce(dotted: str, value: Any, kind: type) -> Any:
     except ValueError:
         raise ConfigError(
             f"{dotted} = {text!r} is not a valid {kind.__name__}",
-            hint=f"give {dotted} a {kind.__name__} value, e.g. --set {dotted}="
+            hint=f"give {dotted} {_KIND_NAMES[kind.__name__]}, e.g. --set {dotted}="
             + {"bool": "true", "int": "10", "float": "0.1"}.get(kind.__name__, "..."),
         ) from None
 

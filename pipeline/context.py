@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .cache import Cache
 from .errors import Cancelled
@@ -23,7 +24,7 @@ class Runtime:
     """Run-time settings that do not change results."""
 
     device: str = "auto"  # auto | cpu | cuda
-    batch_size: int = 64
+    batch_size: int = 32  # sentence-transformers default
     chunk_size: int = 1000  # texts per cached embedding chunk
     heartbeat_s: float = 2.0  # a progress event at least this often while a stage runs
     embedder: Any = None  # an Embedder object to use instead of loading embed.model

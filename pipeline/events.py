@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 Kind = Literal["started", "progress", "finished", "failed", "warning"]
 KINDS: tuple[str, ...] = ("started", "progress", "finished", "failed", "warning")

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,22 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> Table:
     suffix = Path(name).suffix.lower()
     sha = hashlib.sha256(data).hexdigest()
     if not data.strip():
-        raise InputError(f"{name} is empty (0 rows, no header)", hint="choose a file that has a header row and rows of text")
+        raise InputError(
+            f"{name} is empty (0 rows, no header)",
+            hint="choose a file that has a header row and rows of text",
+        )
     if suffix in EXCEL_SUFFIXES or data[:4] == b"PK\x03\x04":
-        frame = _read_excel(data, name)
+        frame = _read_excel(data, name, is_excel_name=suffix in EXCEL_SUFFIXES)
         return Table.from_frame(frame, name=name, source_sha256=sha)
     if suffix in PARQUET_SUFFIXES or data[:4] == b"PAR1":
         frame = _read_parquet(data, name)
         return Table.from_frame(frame, name=name, source_sha256=sha)
     text, encoding = decode(data, name)
+    if not text.strip():  # e.g. only a byte-order mark
+        raise InputError(
+            f"{name} is empty (0 rows, no header)",
+            hint="choose a file that has a header row and rows of text",
+        )
     delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(text)
     frame, notes = _parse_csv(text, delimiter, name)
     return Table.from_frame(
@@ -65,7 +74,13 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> Table:
 def decode(data: bytes, name: str) -> tuple[str, str]:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, else Latin-1."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{name} starts like UTF-16 text but is not valid UTF-16 (it may be cut off or binary)",
+                hint="save the table again as CSV (UTF-8) and upload that file",
+            ) from None
     head = data[:SNIFF_BYTES]
     if b"\x00" in head or _control_share(head) > 0.05:
         raise InputError(
@@ -75,7 +90,9 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
         )
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
-            return data.decode(encoding), ("utf-8" if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf") else encoding)
+            return data.decode(encoding), (
+                "utf-8" if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf") else encoding
+            )
         except UnicodeDecodeError:
             continue
     raise AssertionError("latin-1 decodes any bytes")
@@ -110,26 +127,36 @@ def sniff_delimiter(text: str) -> str:
 def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list[str]]:
     notes: list[str] = []
     options: dict[str, Any] = dict(
-        sep=delimiter, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True
+        sep=delimiter,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skip_blank_lines=True,
+        # never turn a leading field into the index: a row with one extra field would shift every row
+        index_col=False,
     )
     try:
-        frame = pd.read_csv(io.StringIO(text), engine="c", **options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), engine="c", **options)
+        # pandas only warns (and drops fields) when the first row is longer than the header
+        malformed = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
     except pd.errors.EmptyDataError:
-        raise InputError(f"{name} has no header and no rows", hint="choose a file with a header row") from None
+        raise InputError(
+            f"{name} has no header and no rows", hint="choose a file with a header row"
+        ) from None
     except pd.errors.ParserError:
-        # Lines with too many fields: keep them, joining the extra fields into the last column.
-        repaired: list[int] = []
-
-        def repair(fields: list[str]) -> list[str]:
-            repaired.append(1)
-            return fields[: width - 1] + [delimiter.join(fields[width - 1 :])]
-
-        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter))
-        width = len(header)
-        frame = pd.read_csv(io.StringIO(text), engine="python", on_bad_lines=repair, **options)
+        malformed = True
+    lines: list[int] = []
+    if malformed:
+        fixed, header, lines = _repair_long_rows(text, delimiter, name)
+        frame = pd.read_csv(io.StringIO(fixed), engine="c", **options)
+    if lines:
+        shown = ("line " if len(lines) == 1 else "lines ") + ", ".join(map(str, lines[:5]))
+        shown += ", ..." if len(lines) > 5 else ""
         notes.append(
-            f"input: {len(repaired)} malformed line(s) had more fields than the header's {width}; "
-            f"their extra fields were joined into the last column ({header[-1]!r})"
+            f"input: {len(lines)} malformed line(s) ({shown}) had more fields than the header's "
+            f"{len(header)}; their extra fields were joined into the last column ({header[-1]!r})"
         )
     if frame.shape[1] == 0:
         raise InputError(f"{name} has no columns", hint="choose a file with a header row")
@@ -141,12 +168,64 @@ def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list
     return frame, notes
 
 
-def _read_excel(data: bytes, name: str) -> pd.DataFrame:
+def _repair_long_rows(text: str, delimiter: str, name: str) -> tuple[str, list[str], list[int]]:
+    """Rewrite the CSV so no row is longer than the header: extra fields join the last column.
+
+    Returns the rewritten text, the header fields and the line numbers that were repaired.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # pandas has no cell limit
+    quote_line = _unclosed_quote_line(text, delimiter)
+    if quote_line is not None:
+        raise InputError(
+            f'{name} has a quote mark (") on line {quote_line} that is never closed, so the rest '
+            "of the file would be read as one cell",
+            hint='close the quote or remove the stray " character; if the file came from a '
+            "spreadsheet program, export it again as CSV",
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    header: list[str] | None = None
+    repaired: list[int] = []
+    start = 1
+    for fields in reader:
+        if not fields:  # blank line
+            pass
+        elif header is None:
+            header = fields
+            writer.writerow(fields)
+        elif len(fields) > len(header):
+            repaired.append(start)
+            width = len(header)
+            writer.writerow(fields[: width - 1] + [delimiter.join(fields[width - 1 :])])
+        else:
+            writer.writerow(fields)
+        start = reader.line_num + 1
+    return out.getvalue(), header or [""], repaired
+
+
+def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
+    """The line where a quoted field starts that runs to the end of the file, if any."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start = 1
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return start
+        start = reader.line_num + 1
+
+
+def _read_excel(data: bytes, name: str, is_excel_name: bool = True) -> pd.DataFrame:
     try:
         frame = pd.read_excel(io.BytesIO(data), sheet_name=0)
     except Exception as exc:
+        found = "" if is_excel_name else " is a zip archive, not a text table, and"
         raise InputError(
-            f"{name} could not be read as an Excel workbook ({type(exc).__name__})",
+            f"{name}{found} could not be read as an Excel workbook ({type(exc).__name__})",
             hint="open it in a spreadsheet program and save it as .xlsx or CSV",
         ) from None
     return _non_empty(frame, name)
@@ -172,16 +251,21 @@ def _non_empty(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def suggest_text_column(frame: pd.DataFrame) -> str | None:
-    """The string column whose cells are longest on average (sampled), or None."""
+    """The column of prose whose cells are longest on average (sampled), or None.
+
+    Cells without a letter (ids, numbers, dates) and single tokens with digits (codes,
+    UUIDs, timestamps) do not count as prose.
+    """
     best, best_len = None, 0.0
     sample = frame.head(2000)
-    for column in sample.columns:
-        values = sample[column].dropna()
-        values = values[values.map(lambda v: isinstance(v, str))]
+    for position, column in enumerate(sample.columns):
+        values = sample.iloc[:, position].dropna()
+        values = values[values.map(lambda v: isinstance(v, str))].astype(object)
         if values.empty:
             continue
-        # numbers stored as text do not count as prose
-        texts = values[~values.str.fullmatch(r"\s*[-+]?[\d.,:/ ]*\s*")]
+        has_letter = values.str.contains(r"[^\W\d_]", regex=True)
+        is_token = ~values.str.contains(r"\s", regex=True) & values.str.contains(r"\d", regex=True)
+        texts = values[has_letter & ~is_token]
         if texts.empty:
             continue
         mean = float(texts.str.len().mean()) * len(texts) / len(values)
@@ -205,10 +289,12 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with every text cell (and header) neutralised against formula injection."""
     out = frame.copy()
     out.columns = [neutralise(str(c)) for c in out.columns]
-    for column in out.columns:
-        series = out[column]
+    for position in range(out.shape[1]):  # by position: header names may repeat
+        series = out.iloc[:, position]
+        if isinstance(series.dtype, pd.CategoricalDtype):  # its categories are text too
+            series = series.astype(object)
         if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            out[column] = series.map(neutralise, na_action="ignore")
+            out.isetitem(position, series.map(neutralise, na_action="ignore"))
     return out
 
 
@@ -239,7 +325,9 @@ def write_outputs(result: Any, out: str | Path) -> dict[str, Path]:
     paths["table"].parent.mkdir(parents=True, exist_ok=True)
     write_csv(result.table(), paths["table"])
     write_csv(result.clusters(), paths["clusters"])
-    paths["manifest"].write_text(json.dumps(result.manifest(), indent=2, default=_json_default), encoding="utf-8")
+    paths["manifest"].write_text(
+        json.dumps(result.manifest(), indent=2, default=_json_default), encoding="utf-8"
+    )
     return paths
 
 

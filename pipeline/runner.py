@@ -12,9 +12,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .cache import Cache, chain_key, default_cache_dir
 from .config import PipelineConfig
@@ -54,12 +55,18 @@ def _embed_params(config: PipelineConfig, runtime: Runtime) -> Any:
 def _reduce_spec(config: PipelineConfig) -> StageSpec:
     if config.stages.reduce:
         return StageSpec(
-            "reduce", reduce_mod.VERSION, ("embeddings",), "projection",
+            "reduce",
+            reduce_mod.VERSION,
+            ("embeddings",),
+            "projection",
             lambda c, r: c.reduce,
             lambda a, c, x: reduce_mod.reduce(a["embeddings"], c.reduce, x),
         )
     return StageSpec(
-        "reduce", reduce_mod.VERSION, ("embeddings",), "projection",
+        "reduce",
+        reduce_mod.VERSION,
+        ("embeddings",),
+        "projection",
         lambda c, r: "off",
         lambda a, c, x: reduce_mod.passthrough(a["embeddings"], x),
     )
@@ -69,23 +76,35 @@ def stages_for(config: PipelineConfig) -> list[StageSpec]:
     """The ordered stages of a run; optional ones replaced by their pass-through when off."""
     return [
         StageSpec(
-            "preprocess", preprocess_mod.VERSION, ("table",), "corpus",
+            "preprocess",
+            preprocess_mod.VERSION,
+            ("table",),
+            "corpus",
             lambda c, r: c.preprocess,
             lambda a, c, x: preprocess_mod.preprocess(a["table"], c.preprocess, x),
         ),
         StageSpec(
-            "embed", embed_mod.VERSION, ("corpus",), "embeddings",
+            "embed",
+            embed_mod.VERSION,
+            ("corpus",),
+            "embeddings",
             _embed_params,
             lambda a, c, x: embed_mod.embed(a["corpus"], c.embed, x),
         ),
         _reduce_spec(config),
         StageSpec(
-            "cluster", cluster_mod.VERSION, ("projection", "corpus"), "clustering",
+            "cluster",
+            cluster_mod.VERSION,
+            ("projection", "corpus"),
+            "clustering",
             lambda c, r: c.cluster,
             lambda a, c, x: cluster_mod.cluster(a["projection"], c.cluster, x, weights=a["corpus"].counts),
         ),
         StageSpec(
-            "label", label_mod.VERSION, ("corpus", "embeddings", "clustering"), "labels",
+            "label",
+            label_mod.VERSION,
+            ("corpus", "embeddings", "clustering"),
+            "labels",
             lambda c, r: c.label,
             lambda a, c, x: label_mod.label(a["corpus"], a["embeddings"], a["clustering"], c.label, x),
         ),
@@ -128,7 +147,9 @@ class RunStream:
 
         def work() -> None:
             try:
-                outcome["result"] = _execute(self.table, self.config, self.cache, self.runtime, events.put, cancel)
+                outcome["result"] = _execute(
+                    self.table, self.config, self.cache, self.runtime, events.put, cancel
+                )
             except BaseException as exc:  # handed to the consumer thread below
                 outcome["error"] = exc
             finally:
@@ -146,8 +167,11 @@ class RunStream:
                     if current is not None and current.kind in ("started", "progress", "warning"):
                         # a stage without news still shows it is alive, with fresh elapsed time
                         yield Event(
-                            current.stage, "progress", current.fraction,
-                            time.monotonic() - started[current.stage], False,
+                            current.stage,
+                            "progress",
+                            current.fraction,
+                            time.monotonic() - started[current.stage],
+                            False,
                             _still(current.message),
                         )
                     continue
@@ -192,7 +216,10 @@ def _execute(
         emit(Event(spec.name, "started", 0.0, 0.0, cached, "loading from cache" if cached else "computing"))
         try:
             value, hit = cache.get_or_compute(
-                spec.name, key, lambda: spec.call(artifacts, config, ctx), on_corrupt=ctx.warn
+                spec.name,
+                key,
+                lambda spec=spec, ctx=ctx: spec.call(artifacts, config, ctx),
+                on_corrupt=ctx.warn,
             )
         except Cancelled:
             raise

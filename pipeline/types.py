@@ -125,4 +125,4 @@ class Labels:
     clusters: pd.DataFrame
 
     def label_of(self) -> dict[int, str]:
-        return dict(zip(self.clusters["id"].tolist(), self.clusters["label"].tolist()))
+        return dict(zip(self.clusters["id"].tolist(), self.clusters["label"].tolist(), strict=True))

@@ -133,9 +133,7 @@ def label(
         members = np.flatnonzero(clustering.labels == cid)
         size = int(corpus.counts[members].sum())
         reps = representatives(embeddings.vectors, members, max(params.n_representatives, 1))
-        keywords = (
-            _pick_keywords(terms, scores[row_of[cid]], params.n_keywords) if scores is not None else []
-        )
+        keywords = _pick_keywords(terms, scores[row_of[cid]], params.n_keywords) if scores is not None else []
         keywords_of[cid] = keywords
         raw_labels[cid] = make_label(keywords, params.label_words, texts[reps[0]])
         rows.append(
@@ -147,7 +145,9 @@ def label(
                 "representatives": [texts[i] for i in reps[: params.n_representatives]],
             }
         )
-    named = unique_labels({c: l for c, l in raw_labels.items() if c != -1}, keywords_of, params.label_words)
+    named = unique_labels(
+        {c: text for c, text in raw_labels.items() if c != -1}, keywords_of, params.label_words
+    )
     named[-1] = NOISE_LABEL
     frame = pd.DataFrame(rows, columns=["id", "size", "share", "keywords", "representatives"])
     frame.insert(1, "label", [named[c] for c in frame["id"]])

@@ -17,11 +17,16 @@ from ..types import (
     Table,
 )
 
-VERSION = 1
+VERSION = 2  # 2: zero-width joiners inside emoji and scripts are kept
 
 # Invisible characters that change nothing a reader sees: zero-width, bidi controls, BOM,
 # and C0/C1 control characters other than whitespace.
-_INVISIBLE = r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\x00-\x08\x0e-\x1f\x7f-\x9f]"
+_INVISIBLE = (
+    r"[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\x00-\x08\x0e-\x1f\x7f-\x9f]"
+)
+# Zero-width (non-)joiners are part of emoji sequences and of Persian, Arabic and Indic
+# spelling; they only carry meaning between two non-ASCII characters, so stray ones go.
+_STRAY_JOINER = r"(?<![^\x00-\x7f])[\u200c\u200d]|[\u200c\u200d](?![^\x00-\x7f])"
 
 
 def clean_texts(values: pd.Series) -> pd.Series:
@@ -29,6 +34,7 @@ def clean_texts(values: pd.Series) -> pd.Series:
     text = values.astype(str)
     text = text.str.normalize("NFKC")
     text = text.str.replace(_INVISIBLE, "", regex=True)
+    text = text.str.replace(_STRAY_JOINER, "", regex=True)
     text = text.str.replace(r"\s+", " ", regex=True).str.strip()
     return text
 
@@ -50,7 +56,9 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
             hint=f"pass --text-column with one of: {', '.join(columns) or '(no columns)'}",
             stage="preprocess",
         )
-    if params.text_column not in frame.columns:
+    # compare as text: Excel and Parquet headers can be numbers (e.g. a column named 2024)
+    positions = [i for i, name in enumerate(columns) if name == params.text_column]
+    if not positions:
         raise InputError(
             f"expected a text column named {params.text_column!r}, found columns: "
             f"{', '.join(repr(c) for c in columns) or '(none)'}",
@@ -63,14 +71,14 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
             hint="add rows of text to the file and upload it again",
             stage="preprocess",
         )
-    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
-    column = frame[params.text_column]
-    if isinstance(column, pd.DataFrame):  # duplicate header names
+    if len(positions) > 1:
         raise InputError(
-            f"{column.shape[1]} columns are named {params.text_column!r}",
+            f"{len(positions)} columns are named {params.text_column!r}",
             hint="rename the duplicate columns so each name is unique",
             stage="preprocess",
         )
+    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
+    column = frame.iloc[:, positions[0]]
     missing = column.isna().to_numpy()
     clean = clean_texts(column.where(~column.isna(), "")).to_numpy(dtype=object)
     lengths = np.fromiter((len(t) for t in clean), dtype=np.int64, count=len(clean))
@@ -104,7 +112,7 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
     skipped = int((~usable).sum())
     if skipped:
         ctx.warn(f"{skipped:,} rows have no usable text; they stay in the output with a reason")
-    original = column.to_numpy(dtype=object)
+    original = column.to_numpy(dtype=object, copy=True)  # never a view into the user's table
     return Corpus(
         table=table,
         text_column=params.text_column,

@@ -13,12 +13,15 @@ from ..types import Embeddings, Projection
 VERSION = 1
 MIN_UMAP_POINTS = 10  # below this UMAP's graph is meaningless: a PCA projection is used
 LAYOUT_MIN_DIST = 0.1
+EPOCHS_LARGE = 200  # UMAP's own choice past 10,000 points; used from 2,000 (500 below that)
+EPOCHS_FROM = 2_000
 EXACT_KNN_MAX = 50_000  # up to here exact neighbours (BLAS) beat NNDescent and its 30 s JIT
 
 
 def exact_knn(vectors: np.ndarray, k: int, metric: str, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest points of every point (itself first), by brute force in blocks."""
-    x = np.asarray(vectors, dtype=np.float32)
+    # float64 for euclidean: the |a|^2 + |b|^2 - 2ab form loses digits in float32
+    x = np.asarray(vectors, dtype=np.float32 if metric == "cosine" else np.float64)
     if metric == "cosine":
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(norms == 0, 1, norms)
@@ -74,9 +77,7 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
     n = len(vectors)
     if n < MIN_UMAP_POINTS:
         ctx.warn(f"only {n} distinct texts: UMAP needs {MIN_UMAP_POINTS}; using PCA instead")
-        return Projection(
-            coords=_pca(vectors, params.n_components), layout=_pca(vectors, 2), method="pca"
-        )
+        return Projection(coords=_pca(vectors, params.n_components), layout=_pca(vectors, 2), method="pca")
     n_neighbors = min(params.n_neighbors, n - 1)
     if n_neighbors < params.n_neighbors:
         ctx.warn(
@@ -95,8 +96,13 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
             from umap.umap_ import nearest_neighbors
 
             knn = nearest_neighbors(
-                vectors, n_neighbors, params.metric, {}, False,
-                np.random.RandomState(params.seed), n_jobs=1,
+                vectors,
+                n_neighbors,
+                params.metric,
+                {},
+                False,
+                np.random.RandomState(params.seed),
+                n_jobs=1,
             )
         ctx.progress(0.35, f"UMAP to {params.n_components} dimensions for clustering")
 
@@ -110,6 +116,7 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
                 n_jobs=1,
                 precomputed_knn=knn,
                 low_memory=True,
+                n_epochs=EPOCHS_LARGE if n >= EPOCHS_FROM else None,
             )
             return np.asarray(model.fit_transform(vectors), dtype=np.float32)
 

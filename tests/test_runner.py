@@ -1,0 +1,282 @@
+"""The runner: events, cache behaviour stage by stage, resume, determinism, plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipeline
+from pipeline import PipelineError, StageError, Table
+from pipeline.stages import cluster as cluster_mod
+from tests.conftest import FakeEmbedder, computed_stages, config_for, run_collect, runtime_for
+
+STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
+
+
+def test_events_describe_every_stage(topic_table, cache_dir, fake_embedder):
+    result, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    started = [e.stage for e in events if e.kind == "started"]
+    finished = [e.stage for e in events if e.kind == "finished"]
+    assert started == STAGES and finished == STAGES
+    for event in events:
+        assert event.kind in pipeline.events.KINDS
+        assert 0.0 <= event.fraction <= 1.0
+        assert event.elapsed_s >= 0.0
+    embed_progress = [e for e in events if e.stage == "embed" and e.kind == "progress"]
+    # 120 texts in chunks of 50: one event per chunk, fractions rising to 1
+    assert [round(e.fraction, 2) for e in embed_progress] == [0.42, 0.83, 1.0]
+    assert "chunk 3/3" in embed_progress[-1].message
+    assert result.n_clusters == 4
+
+
+def test_event_json_has_the_documented_keys(topic_table, cache_dir, fake_embedder):
+    import json
+
+    _, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    data = json.loads(events[0].to_json())
+    assert set(data) == {"stage", "kind", "fraction", "elapsed_s", "cached", "message"}
+
+
+def test_second_identical_run_computes_nothing(topic_table, cache_dir, fake_embedder):
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    calls = len(fake_embedder.calls)
+    result, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events) == []
+    assert all(e.cached for e in events if e.kind in ("started", "finished"))
+    assert len(fake_embedder.calls) == calls
+    assert result.n_clusters == 4
+
+
+def test_cluster_setting_recomputes_only_cluster_and_label(
+    topic_table, cache_dir, fake_embedder, monkeypatch
+):
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    calls = {"cluster": 0}
+    real = cluster_mod.cluster
+
+    def counting(*args, **kwargs):
+        calls["cluster"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cluster_mod, "cluster", counting)
+    _, events = run_collect(
+        topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
+    )
+    assert computed_stages(events) == ["cluster", "label"]
+    assert calls["cluster"] == 1
+
+
+def test_reduce_setting_recomputes_reduce_cluster_label(topic_table, cache_dir, fake_embedder):
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    _, events = run_collect(topic_table, config_for(**{"reduce.n_neighbors": 8}), cache_dir, fake_embedder)
+    assert computed_stages(events) == ["reduce", "cluster", "label"]
+
+
+def test_other_model_recomputes_from_embed(topic_table, cache_dir, fake_embedder):
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    other = FakeEmbedder(name="other-model")
+    _, events = run_collect(topic_table, config_for(), cache_dir, other)
+    assert computed_stages(events) == ["embed", "reduce", "cluster", "label"]
+    assert other.texts_embedded == 120
+
+
+def test_killed_embedding_resumes_at_the_failed_chunk(topic_table, cache_dir):
+    failing = FakeEmbedder(fail_on_call=3)  # chunks 1 and 2 finish, chunk 3 dies
+    with pytest.raises(StageError) as info:
+        run_collect(topic_table, config_for(), cache_dir, failing)
+    assert info.value.stage == "embed"
+    assert "resumes here" in info.value.user_message()
+    healthy = FakeEmbedder()
+    result, events = run_collect(topic_table, config_for(), cache_dir, healthy)
+    assert healthy.calls == [20]  # only the last chunk (120 = 50 + 50 + 20) was embedded again
+    assert computed_stages(events) == STAGES[1:]
+    messages = [e.message for e in events if e.stage == "embed" and e.kind == "progress"]
+    assert sum("chunk from cache" in m for m in messages) == 2
+    assert result.embeddings.vectors.shape == (120, 32)
+
+
+def test_failure_in_a_later_stage_keeps_earlier_ones(topic_table, cache_dir, fake_embedder, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(cluster_mod, "cluster", broken)
+    events = []
+    with pytest.raises(StageError) as info:
+        pipeline.run(
+            topic_table,
+            config_for(),
+            cache_dir=cache_dir,
+            runtime=runtime_for(fake_embedder),
+            on_event=events.append,
+        )
+    assert info.value.stage == "cluster"
+    assert "unexpected ValueError: boom" in info.value.user_message()
+    failed = [e for e in events if e.kind == "failed"]
+    assert [e.stage for e in failed] == ["cluster"]
+    monkeypatch.undo()
+    _, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events) == ["cluster", "label"]
+
+
+def test_corrupt_cache_entry_is_recomputed_with_a_warning(topic_table, cache_dir, fake_embedder):
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    entries = list(cache_dir.rglob("reduce/*/output.pkl"))
+    assert len(entries) == 1
+    entries[0].write_bytes(b"not a pickle")
+    result, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    warnings = [e for e in events if e.kind == "warning" and e.stage == "reduce"]
+    assert warnings and "could not be read" in warnings[0].message
+    assert "reduce" in computed_stages(events)
+    assert result.n_clusters == 4
+
+
+def test_same_input_and_params_give_identical_output(topic_table, tmp_path):
+    first, _ = run_collect(topic_table, config_for(), tmp_path / "a", FakeEmbedder())
+    second, _ = run_collect(topic_table, config_for(), tmp_path / "b", FakeEmbedder())
+    pd.testing.assert_frame_equal(first.table(), second.table())
+    assert np.array_equal(first.projection.coords, second.projection.coords)
+
+
+def test_plan_says_what_loads_and_what_computes(topic_table, cache_dir, fake_embedder):
+    runtime = runtime_for(fake_embedder)
+    steps = pipeline.plan(topic_table, config_for(), cache_dir=cache_dir, runtime=runtime)
+    assert [(s.stage, s.action) for s in steps] == [(s, "compute") for s in STAGES]
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    steps = pipeline.plan(
+        topic_table, config_for(**{"cluster.method": "leaf"}), cache_dir=cache_dir, runtime=runtime
+    )
+    assert [s.action for s in steps] == ["load", "load", "load", "compute", "compute"]
+
+
+def test_plan_counts_cached_embedding_chunks(topic_table, cache_dir):
+    with pytest.raises(StageError):
+        run_collect(topic_table, config_for(), cache_dir, FakeEmbedder(fail_on_call=2))
+    steps = pipeline.plan(topic_table, config_for(), cache_dir=cache_dir, runtime=runtime_for(FakeEmbedder()))
+    embed_step = next(s for s in steps if s.stage == "embed")
+    assert embed_step.action == "compute" and embed_step.detail == "1 of 3 chunks cached"
+
+
+def test_reduce_can_be_switched_off(topic_table, cache_dir, fake_embedder):
+    result, events = run_collect(
+        topic_table, config_for(**{"stages.reduce": False}), cache_dir, fake_embedder
+    )
+    assert result.projection.method == "none"
+    assert result.projection.coords.shape == (120, 32)  # clustered on the full embeddings
+    assert result.projection.layout.shape == (120, 2)
+    assert result.n_clusters == 4
+
+
+def test_output_table_keeps_every_row_and_column(cache_dir, fake_embedder):
+    frame = pd.DataFrame(
+        {
+            "id": ["007", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18"],
+            "comment": ["refund charged invoice price"] * 3
+            + ["crash freeze update bug"] * 3
+            + [
+                "",
+                None,
+                "login password reset",
+                "login password code",
+                "love great easy",
+                "love easy simple",
+            ],
+        }
+    )
+    table = Table.from_frame(frame)
+    result, _ = run_collect(table, config_for(), cache_dir, fake_embedder)
+    out = result.table()
+    assert list(out.columns) == ["id", "comment", *pipeline.OUTPUT_COLUMNS]
+    assert out["id"].tolist() == frame["id"].tolist()
+    assert len(out) == 12
+    assert out.loc[6, "text_issue"] == "empty" and out.loc[7, "text_issue"] == "missing"
+    assert out.loc[[6, 7], "cluster_id"].isna().all()
+    assert out.loc[[6, 7], "cluster_label"].isna().all()
+    assert out["cluster_id"].dtype == "Int64"
+    # exact duplicates share one embedding and one cluster
+    assert out.loc[0:2, "cluster_id"].nunique() == 1
+    assert result.corpus.n_texts == 6  # 12 rows: 2 without text, 2 texts repeated 3 times
+
+
+@pytest.mark.parametrize(
+    "texts, clusters",
+    [
+        (["only one text here"], 1),
+        (["refund please", "crash on start"], None),
+        (["same words"] * 25, 1),
+    ],
+)
+def test_tiny_and_degenerate_inputs_give_a_clear_result(texts, clusters, cache_dir, fake_embedder):
+    table = Table.from_frame(pd.DataFrame({"comment": texts}))
+    result, events = run_collect(table, config_for(), cache_dir, fake_embedder)
+    out = result.table()
+    assert len(out) == len(texts)
+    assert out["cluster_label"].notna().all()
+    if clusters is not None:
+        assert result.n_clusters == clusters
+    assert result.projection.method == "pca"
+    assert any(e.kind == "warning" for e in events)  # the user is told why it looks this way
+
+
+def test_mixed_languages_emoji_and_long_texts(cache_dir, fake_embedder):
+    texts = ["Die App stürzt ab 😡", "アプリが落ちる", "la app se cierra", "love it ❤️", "x" * 5000] * 4
+    table = Table.from_frame(pd.DataFrame({"comment": texts}))
+    result, events = run_collect(table, config_for(), cache_dir, fake_embedder)
+    out = result.table()
+    assert out["comment"].tolist() == texts
+    assert (out["text_issue"] == "truncated").sum() == 4
+    assert any("longer than" in e.message for e in events if e.kind == "warning")
+
+
+def test_too_large_min_cluster_size_says_what_to_do(topic_table, cache_dir, fake_embedder):
+    with pytest.raises(StageError) as info:
+        run_collect(topic_table, config_for(**{"cluster.min_cluster_size": 500}), cache_dir, fake_embedder)
+    message = info.value.user_message()
+    assert message.startswith(
+        "cluster: HDBSCAN cannot find clusters in 120 distinct texts with min_cluster_size=500"
+    )
+    assert "lower cluster.min_cluster_size below 60" in message
+
+
+def test_missing_column_fails_before_anything_runs(topic_table, cache_dir, fake_embedder):
+    with pytest.raises(pipeline.InputError) as info:
+        run_collect(topic_table, config_for("text"), cache_dir, fake_embedder)
+    assert "'id', 'comment', 'truth'" in info.value.user_message()
+    assert fake_embedder.calls == []
+
+
+def test_ten_thousand_rows_go_through_the_same_code(cache_dir):
+    rng = np.random.default_rng(1)
+    words = [
+        w for topic in ("alpha", "beta", "gamma", "delta", "omega") for w in [f"{topic}{i}" for i in range(6)]
+    ]
+    topics = rng.integers(0, 5, 10_000)
+    texts = [" ".join(rng.choice(words[t * 6 : (t + 1) * 6], 3)) + f" n{i}" for i, t in enumerate(topics)]
+    table = Table.from_frame(pd.DataFrame({"comment": texts}))
+    embedder = FakeEmbedder(dim=16)
+    result, events = run_collect(table, config_for(), cache_dir, embedder, chunk_size=2000)
+    assert len(result.table()) == 10_000
+    from sklearn.metrics import homogeneity_score
+
+    out = result.table()
+    clustered = out["cluster_id"].to_numpy() >= 0
+    assert result.n_clusters >= 5
+    assert homogeneity_score(topics[clustered], out["cluster_id"].to_numpy()[clustered]) > 0.9
+    assert [e.stage for e in events if e.kind == "finished"] == STAGES
+
+
+def test_stream_stops_cleanly_when_the_consumer_leaves(topic_table, cache_dir, fake_embedder):
+    events = pipeline.stream(
+        topic_table, config_for(), cache_dir=cache_dir, runtime=runtime_for(fake_embedder)
+    )
+    iterator = iter(events)
+    first = next(iterator)
+    assert first.stage == "preprocess" and first.kind == "started"
+    iterator.close()
+    with pytest.raises(RuntimeError):
+        _ = events.result
+
+
+def test_errors_share_one_base_class():
+    for cls in (pipeline.InputError, pipeline.ConfigError, pipeline.StageError):
+        assert issubclass(cls, PipelineError)

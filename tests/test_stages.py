@@ -1,0 +1,166 @@
+"""Stage functions on their own: reduce, cluster and label with tiny inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import ClusterParams, LabelParams, PreprocessParams, ReduceParams, StageError
+from pipeline.stages.cluster import auto_min_cluster_size, cluster
+from pipeline.stages.label import ctfidf, label, unique_labels
+from pipeline.stages.preprocess import preprocess
+from pipeline.stages.reduce import exact_knn, reduce
+from pipeline.types import Clustering, Embeddings, Projection, Table
+
+
+def blobs(n_per: int = 40, centers: int = 3, dim: int = 8, seed: int = 0, spread: float = 0.05):
+    rng = np.random.default_rng(seed)
+    middle = rng.standard_normal((centers, dim)) * 3
+    points = np.concatenate([c + rng.standard_normal((n_per, dim)) * spread for c in middle])
+    truth = np.repeat(np.arange(centers), n_per)
+    return points.astype(np.float32), truth
+
+
+def projection_of(points: np.ndarray) -> Projection:
+    return Projection(coords=points, layout=points[:, :2], method="test")
+
+
+def test_exact_knn_matches_brute_force():
+    points, _ = blobs()
+    indices, distances = exact_knn(points, 5, "euclidean")
+    full = np.linalg.norm(points[:, None] - points[None], axis=2)
+    assert (indices[:, 0] == np.arange(len(points))).all()
+    np.testing.assert_allclose(distances, np.sort(full, axis=1)[:, :5], atol=1e-4)
+
+
+def test_reduce_adapts_n_neighbors_to_small_corpora():
+    points, _ = blobs(n_per=4, centers=3)  # 12 points, fewer than n_neighbors=15
+    projection = reduce(Embeddings(points, "test"), ReduceParams(n_neighbors=15, n_components=3))
+    assert projection.method == "umap" and projection.n_neighbors == 11
+    assert projection.coords.shape == (12, 3) and projection.layout.shape == (12, 2)
+    assert np.isfinite(projection.coords).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_reduce_uses_pca_below_umaps_minimum(n):
+    points, _ = blobs(n_per=n, centers=1)
+    projection = reduce(Embeddings(points, "test"), ReduceParams(n_components=5))
+    assert projection.method == "pca"
+    assert projection.coords.shape == (n, 5) and np.isfinite(projection.coords).all()
+
+
+def test_hdbscan_finds_blobs_and_numbers_them_by_size():
+    points, truth = blobs(n_per=30, centers=3)
+    points = np.concatenate([points, points[:20] + 0.01])  # make the first blob the largest
+    result = cluster(projection_of(points), ClusterParams(min_cluster_size=5))
+    assert result.n_clusters == 3
+    sizes = np.bincount(result.labels[result.labels >= 0])
+    assert list(sizes) == sorted(sizes, reverse=True)
+    assert result.resolved["min_cluster_size"] == 5
+
+
+def test_noise_stays_visible_and_assignment_keeps_the_raw_label():
+    points, _ = blobs(n_per=30, centers=2, dim=2)
+    far = np.array([[40.0, 40.0], [-40.0, 35.0]], dtype=np.float32)
+    points = np.concatenate([points, far])
+    raw = cluster(projection_of(points), ClusterParams(min_cluster_size=5))
+    assert (raw.labels[-2:] == -1).all()
+    assigned = cluster(projection_of(points), ClusterParams(min_cluster_size=5, assign_outliers=True))
+    assert (assigned.labels >= 0).all()
+    assert (assigned.raw_labels[-2:] == -1).all()
+    np.testing.assert_array_equal(assigned.labels[:-2], raw.labels[:-2])
+
+
+def test_kmeans_gives_the_number_asked_for():
+    points, truth = blobs(n_per=20, centers=4)
+    result = cluster(projection_of(points), ClusterParams(algorithm="kmeans", n_clusters=4))
+    assert result.n_clusters == 4 and result.algorithm == "kmeans"
+    assert (result.labels >= 0).all()
+
+
+def test_kmeans_with_more_clusters_than_texts_says_what_to_do():
+    points, _ = blobs(n_per=2, centers=2)
+    with pytest.raises(StageError) as info:
+        cluster(projection_of(points), ClusterParams(algorithm="kmeans", n_clusters=10))
+    assert "set cluster.n_clusters to at most 4" in info.value.user_message()
+
+
+def test_automatic_min_cluster_size_grows_with_the_corpus():
+    assert auto_min_cluster_size(2) == 2
+    assert auto_min_cluster_size(400) == 10
+    assert auto_min_cluster_size(10_000) == 50
+
+
+def test_all_noise_is_a_warning_not_a_crash():
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-1, 1, (30, 5)).astype(np.float32)
+    warnings = []
+    from pipeline.context import detached
+
+    ctx = detached("cluster")
+    ctx.warn = warnings.append  # type: ignore[method-assign]
+    result = cluster(projection_of(points), ClusterParams(min_cluster_size=15, min_samples=15), ctx)
+    if result.n_clusters == 0:
+        assert warnings and "Lower cluster.min_cluster_size" in warnings[-1]
+
+
+def _corpus(texts):
+    return preprocess(Table.from_frame(pd.DataFrame({"t": texts})), PreprocessParams(text_column="t"))
+
+
+def test_label_reads_keywords_counts_duplicates_and_picks_representatives():
+    texts = [
+        "refund for double charge",
+        "refund not received",
+        "charged twice refund",
+        "app crashes on start",
+        "crashes after update",
+        "app crashes again",
+    ] + ["refund please"] * 4
+    corpus = _corpus(texts)
+    vectors = np.eye(corpus.n_texts, 8, dtype=np.float32)
+    groups = np.array([0 if "refund" in t or "charge" in t else 1 for t in corpus.texts])
+    clustering = Clustering(groups, groups, np.ones(len(groups), np.float32), "test")
+    labels = label(corpus, Embeddings(vectors, "test"), clustering, LabelParams(n_keywords=3))
+    frame = labels.clusters.set_index("id")
+    assert frame.loc[0, "size"] == 7  # "refund please" counts 4 times
+    assert frame.loc[0, "keywords"][0] == "refund"
+    assert "crashes" in frame.loc[1, "label"]
+    assert len(frame.loc[0, "representatives"]) == 3
+    assert frame["share"].sum() == pytest.approx(1.0)
+
+
+def test_noise_is_labelled_unclustered_and_listed_last():
+    corpus = _corpus(["alpha beta", "alpha gamma", "delta epsilon"])
+    groups = np.array([0, 0, -1])
+    clustering = Clustering(groups, groups, np.ones(3, np.float32), "test")
+    labels = label(corpus, Embeddings(np.eye(3, dtype=np.float32), "t"), clustering, LabelParams())
+    assert labels.clusters["id"].tolist() == [0, -1]
+    assert labels.clusters["label"].tolist()[-1] == "Unclustered"
+
+
+def test_texts_without_words_fall_back_to_an_example():
+    corpus = _corpus(["😀😀", "👍", "!!!", "??"])
+    groups = np.array([0, 0, 1, 1])
+    clustering = Clustering(groups, groups, np.ones(4, np.float32), "test")
+    labels = label(corpus, Embeddings(np.eye(4, dtype=np.float32), "t"), clustering, LabelParams())
+    assert labels.clusters["label"].tolist()[0] in ("😀😀", "👍")
+    assert labels.clusters["label"].nunique() == 2
+
+
+def test_unique_labels_never_repeat():
+    named = unique_labels(
+        {0: "card, declined", 1: "card, declined", 2: "card, declined"},
+        {0: ["card", "declined"], 1: ["card", "declined", "limit"], 2: ["card", "declined"]},
+        2,
+    )
+    assert named == {0: "card, declined", 1: "card, declined, limit", 2: "card, declined (2)"}
+
+
+def test_ctfidf_prefers_words_specific_to_a_cluster():
+    import scipy.sparse as sp
+
+    counts = sp.csr_matrix(np.array([[5, 1, 3], [0, 1, 3]]))
+    scores = ctfidf(counts)
+    assert scores[0, 0] > scores[0, 2]  # word 0 only in cluster 0 beats word 2 shared by both
