@@ -15,6 +15,7 @@ MIN_UMAP_POINTS = 10  # below this UMAP's graph is meaningless: a PCA projection
 LAYOUT_MIN_DIST = 0.1
 EPOCHS_LARGE = 200  # UMAP's own choice past 10,000 points; used from 2,000 (500 below that)
 EPOCHS_FROM = 2_000
+LAYOUT_EPOCHS_LARGE = 100  # the map is for the eye: half the epochs, half the time
 EXACT_KNN_MAX = 50_000  # up to here exact neighbours (BLAS) beat NNDescent and its 30 s JIT
 
 
@@ -44,6 +45,44 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str, block: int = 2048) -> tu
         indices[rows] = idx
         distances[rows] = np.maximum(np.take_along_axis(dist, idx, axis=1), 0)
     return indices, distances
+
+
+_numba_cache_on = False
+
+
+def _cache_umap_compilation() -> None:
+    """Let numba keep UMAP's compiled functions on disk, so only the first process pays
+    the compile (about 4 s here; 30 s with NNDescent). UMAP does not ask for this itself."""
+    global _numba_cache_on
+    if _numba_cache_on:
+        return
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    modules = (
+        "umap.umap_",
+        "umap.layouts",
+        "umap.spectral",
+        "umap.utils",
+        "umap.distances",
+        "umap.sparse",
+        "pynndescent.pynndescent_",
+        "pynndescent.distances",
+        "pynndescent.utils",
+        "pynndescent.rp_trees",
+        "pynndescent.sparse",
+        "pynndescent.graph_utils",
+    )
+    for name in modules:
+        module = importlib.import_module(name)
+        for function in vars(module).values():
+            if isinstance(function, Dispatcher):
+                try:
+                    function.enable_caching()
+                except Exception:  # a function numba cannot cache is compiled as before
+                    continue
+    _numba_cache_on = True
 
 
 def _pca(vectors: np.ndarray, n_components: int) -> np.ndarray:
@@ -87,6 +126,7 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
     ctx.progress(0.02, "loading UMAP (first use in a process compiles it)")
     import umap
 
+    _cache_umap_compilation()
     ctx.progress(0.05, f"finding {n_neighbors} nearest neighbours of {n:,} points")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,7 +146,7 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
             )
         ctx.progress(0.35, f"UMAP to {params.n_components} dimensions for clustering")
 
-        def fit(n_components: int, min_dist: float) -> np.ndarray:
+        def fit(n_components: int, min_dist: float, epochs: int) -> np.ndarray:
             model = umap.UMAP(
                 n_components=n_components,
                 n_neighbors=n_neighbors,
@@ -116,11 +156,11 @@ def reduce(embeddings: Embeddings, params: ReduceParams, ctx: StageContext | Non
                 n_jobs=1,
                 precomputed_knn=knn,
                 low_memory=True,
-                n_epochs=EPOCHS_LARGE if n >= EPOCHS_FROM else None,
+                n_epochs=epochs if n >= EPOCHS_FROM else None,
             )
             return np.asarray(model.fit_transform(vectors), dtype=np.float32)
 
-        coords = fit(params.n_components, params.min_dist)
+        coords = fit(params.n_components, params.min_dist, EPOCHS_LARGE)
         ctx.progress(0.7, "UMAP to 2 dimensions for the map")
-        layout = fit(2, max(params.min_dist, LAYOUT_MIN_DIST))
+        layout = fit(2, max(params.min_dist, LAYOUT_MIN_DIST), LAYOUT_EPOCHS_LARGE)
     return Projection(coords=coords, layout=layout, method="umap", n_neighbors=n_neighbors)
