@@ -335,3 +335,39 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+EXCEL_MAX_ROWS = 1_048_575  # one row of Excel's 1,048,576 is the header
+EXCEL_MAX_CELL = 32_767
+
+
+def excel_bytes(frame: pd.DataFrame, sheet: str = "clusters") -> bytes:
+    """An .xlsx of the table; formula-like cells neutralised (openpyxl would store them as formulas)."""
+    if len(frame) > EXCEL_MAX_ROWS:
+        raise InputError(
+            f"the table has {len(frame):,} rows; Excel holds at most {EXCEL_MAX_ROWS:,}",
+            hint="download CSV or Parquet instead",
+            stage="export",
+        )
+    safe = spreadsheet_safe(frame)
+    for position in range(safe.shape[1]):
+        column = safe.iloc[:, position]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            safe.isetitem(position, column.map(lambda v: v[:EXCEL_MAX_CELL] if isinstance(v, str) else v))
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        safe.to_excel(writer, index=False, sheet_name=sheet)
+    return buffer.getvalue()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet keeps values and types exactly (it is not opened by spreadsheets)."""
+    buffer = io.BytesIO()
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    out.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    return json.dumps(manifest, indent=2, default=_json_default, ensure_ascii=False).encode("utf-8")

@@ -23,10 +23,23 @@ def as_plain_text(text: str, limit: int = MAX_HOVER_CHARS) -> str:
     return html.escape(text, quote=False)
 
 
-def map_frame(result: Result, max_points: int = MAX_MAP_POINTS, seed: int = 0) -> tuple[pd.DataFrame, int]:
-    """One point per distinct text (sampled past ``max_points``); returns (points, total)."""
-    names = result.labels.label_of()
-    labels = result.clustering.labels
+def trace_order(labels: np.ndarray) -> list[int]:
+    """Cluster ids in the order of the map's traces (clusters by id, unclustered last)."""
+    return sorted({int(c) for c in labels}, key=lambda c: (c == -1, c))
+
+
+def map_frame(
+    result: Result,
+    max_points: int = MAX_MAP_POINTS,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    names: dict[int, str] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """One point per distinct text (sampled past ``max_points``); returns (points, total).
+
+    ``labels``/``names`` override the result's (e.g. after the analyst's edits)."""
+    names = names if names is not None else result.labels.label_of()
+    labels = labels if labels is not None else result.clustering.labels
     points = pd.DataFrame(
         {
             "x": result.projection.layout[:, 0],
@@ -44,14 +57,20 @@ def map_frame(result: Result, max_points: int = MAX_MAP_POINTS, seed: int = 0) -
     return points, total
 
 
-def map_figure(result: Result, max_points: int = MAX_MAP_POINTS, height: int = 600):
+def map_figure(
+    result: Result,
+    max_points: int = MAX_MAP_POINTS,
+    height: int = 600,
+    labels: np.ndarray | None = None,
+    names: dict[int, str] | None = None,
+):
     """A WebGL scatter of the 2-D layout, one trace per cluster; unclustered points grey."""
     import plotly.graph_objects as go
 
-    points, total = map_frame(result, max_points)
+    points, total = map_frame(result, max_points, labels=labels, names=names)
     figure = go.Figure()
     palette = _palette()
-    order = sorted(points["cluster_id"].unique(), key=lambda c: (c == -1, c))
+    order = trace_order(points["cluster_id"].to_numpy())
     for position, cid in enumerate(order):
         part = points[points["cluster_id"] == cid]
         name = as_plain_text(part["cluster_label"].iloc[0], 40)
@@ -88,11 +107,11 @@ def map_figure(result: Result, max_points: int = MAX_MAP_POINTS, height: int = 6
     return figure
 
 
-def sizes_figure(result: Result):
+def sizes_figure(result: Result, clusters: pd.DataFrame | None = None):
     """Horizontal bars: rows per cluster, largest on top; unclustered in grey."""
     import plotly.graph_objects as go
 
-    clusters = result.labels.clusters
+    clusters = result.labels.clusters if clusters is None else clusters
     names = [
         as_plain_text(f"{c}: {name}" if c != -1 else name, 50)
         for c, name in zip(clusters["id"], clusters["label"], strict=True)

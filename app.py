@@ -1,0 +1,25 @@
+"""Clusterlab: upload a table of short texts, find its clusters, name them, download.
+
+``streamlit run app.py`` (or ``make run``). Page config, the workspace, the shared sidebar
+and navigation live here; each page in pages/ is a thin script over ``pipeline``.
+"""
+
+import logging
+
+import streamlit as st
+
+from pages import ui
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+st.set_page_config(page_title="Clusterlab", page_icon="🧭", layout="wide")
+
+ws = ui.workspace()
+navigation = st.navigation(
+    [
+        st.Page("pages/upload.py", title="Upload", icon="📄", default=True),
+        st.Page("pages/explore.py", title="Explore", icon="🗺️"),
+        st.Page("pages/export.py", title="Export", icon="⬇️"),
+    ]
+)
+ui.sidebar(ws)
+navigation.run()

@@ -1,0 +1,140 @@
+"""Explore: tune the clustering, see the map, read, rename and merge clusters."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import ui
+from pipeline import InputError, plots
+from pipeline.edits import edited_clusters, merge, rename
+
+ws = ui.workspace()
+dataset_id = ui.current_dataset(ws)
+if dataset_id is None:
+    st.info("Upload a file or try the sample first.")
+    st.page_link("pages/upload.py", label="Go to Upload", icon="📄")
+    st.stop()
+
+info = ws.info(dataset_id)
+column = ui.text_column(ws, dataset_id)
+if column is None:
+    st.info("Pick the column with the texts on the Upload page.")
+    st.stop()
+
+with st.sidebar:
+    values = ui.settings_widgets(info.rows)
+ui.save_settings(ws, dataset_id, column, values)
+config = ui.build_config(column, values)
+result = ui.run_with_status(ws, dataset_id, config)
+if result is None:
+    st.stop()
+
+edits = ui.edits_for(ws, dataset_id)
+edited = ui.edited(ws, dataset_id, result)
+clusters = edited_clusters(result, edited)
+real = clusters[clusters["id"] >= 0]
+
+st.title(f"{len(real)} clusters")
+cols = st.columns(4)
+cols[0].metric("Rows", f"{result.corpus.n_rows:,}")
+cols[1].metric("Distinct texts", f"{result.corpus.n_texts:,}")
+cols[2].metric("Clusters", f"{len(real)}")
+cols[3].metric("Unclustered", f"{result.noise_share:.0%}")
+for outcome in edited.stale:
+    st.warning(ui.md_escape(outcome.message))
+
+map_tab, sizes_tab = st.tabs(["Map", "Cluster sizes"])
+selected_from_map = None
+with map_tab:
+    try:
+        figure = plots.map_figure(result, labels=edited.labels, names=edited.names)
+        event = st.plotly_chart(
+            figure, width="stretch", on_select="rerun", key="map", selection_mode=("points", "box", "lasso")
+        )
+        points = (
+            (event or {}).get("selection", {}).get("points", [])
+            if isinstance(event, dict)
+            else (event.selection.points if event is not None else [])
+        )
+        if points:
+            order = plots.trace_order(edited.labels)
+            picked = [order[p["curve_number"]] for p in points if p.get("curve_number") is not None]
+            if picked:
+                selected_from_map = int(pd.Series(picked).mode().iloc[0])
+    except Exception:  # a chart never costs the results
+        ui.log.exception("map failed")
+        st.warning("The map could not be drawn; the table and downloads below are unaffected.")
+with sizes_tab:
+    try:
+        st.plotly_chart(plots.sizes_figure(result, clusters), width="stretch", key="sizes")
+    except Exception:
+        ui.log.exception("sizes chart failed")
+        st.warning("The size chart could not be drawn; the results are unaffected.")
+
+st.subheader("Clusters")
+st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
+table = clusters[["id", "label", "size", "share", "keywords"]].copy()
+changed = st.data_editor(
+    table,
+    key=f"editor:{len(edits)}",
+    hide_index=True,
+    width="stretch",
+    disabled=["id", "size", "share", "keywords"],
+    column_config={"share": st.column_config.NumberColumn(format="percent")},
+)
+renamed = [
+    (int(cid), str(new))
+    for cid, old, new in zip(table["id"], table["label"], changed["label"], strict=True)
+    if cid >= 0 and str(new) != str(old)
+]
+if renamed:
+    try:
+        new_edits = [rename(edited.labels, edited.names, cid, label) for cid, label in renamed]
+        ui.save_edits(ws, dataset_id, edits + new_edits)
+        st.rerun()
+    except InputError as exc:
+        st.error(ui.md_escape(exc.message))
+
+with st.form("merge", clear_on_submit=True, border=True):
+    st.write("**Merge clusters**")
+    options = real["id"].tolist()
+    names = dict(zip(clusters["id"], clusters["label"], strict=True))
+    chosen = st.multiselect(
+        "Clusters to merge", options, format_func=lambda c: f"{c}: {names[c]}", key="merge_ids"
+    )
+    new_name = st.text_input("Name of the merged cluster", key="merge_name")
+    if st.form_submit_button("Merge"):
+        try:
+            label = new_name or (names[min(chosen)] if chosen else "")
+            ui.save_edits(ws, dataset_id, edits + [merge(edited.labels, edited.names, chosen, label)])
+            st.rerun()
+        except InputError as exc:
+            st.error(ui.md_escape(exc.message))
+
+if edits:
+    with st.expander(f"Edit log ({len(edits)})"):
+        for outcome in edited.outcomes:
+            st.text(("✓ " if outcome.applied else "✗ ") + outcome.message)
+        left, right = st.columns(2)
+        if left.button("Undo last edit", key="undo"):
+            ui.save_edits(ws, dataset_id, edits[:-1])
+            st.rerun()
+        if right.button("Clear all edits", key="clear_edits"):
+            ui.save_edits(ws, dataset_id, [])
+            st.rerun()
+
+st.subheader("Read a cluster")
+ids = clusters["id"].tolist()
+default = ids.index(selected_from_map) if selected_from_map in ids else 0
+cid = st.selectbox("Cluster", ids, index=default, format_func=lambda c: f"{c}: {names[c]}", key="inspect")
+row = clusters.set_index("id").loc[cid]
+st.text(f"{row['size']:,} rows ({row['share']:.1%}) · keywords: {row['keywords']}")
+st.write("Most representative texts")
+st.dataframe(
+    pd.DataFrame({"text": str(row["representative_texts"]).split(" | ")}), hide_index=True, width="stretch"
+)
+members = np.flatnonzero(edited.labels[np.maximum(result.corpus.row_to_unique, 0)] == cid)
+members = members[result.corpus.row_to_unique[members] >= 0]
+frame = result.corpus.table.frame
+st.write(f"All {len(members):,} rows in this cluster")
+st.dataframe(frame.iloc[members[:5000]], hide_index=True, width="stretch")

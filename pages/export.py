@@ -1,0 +1,59 @@
+"""Export: the labeled table (CSV, Excel, Parquet), the cluster summary and the manifest."""
+
+import streamlit as st
+
+from pages import ui
+from pipeline import InputError
+from pipeline.edits import edited_clusters, edited_table
+from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
+
+ws = ui.workspace()
+dataset_id = ui.current_dataset(ws)
+result = st.session_state.get("result")
+if dataset_id is None or result is None:
+    st.info("Run a clustering first (Upload, then Cluster the texts).")
+    st.page_link("pages/upload.py", label="Go to Upload", icon="📄")
+    st.stop()
+
+edited = ui.edited(ws, dataset_id, result)
+table = edited_table(result, edited)
+clusters = edited_clusters(result, edited)
+manifest = result.manifest()
+manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
+stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"
+
+st.title("Download")
+st.text(f"{len(table):,} rows, {len(table.columns)} columns; {int((clusters['id'] >= 0).sum())} clusters")
+st.caption("CSV and Excel files are spreadsheet-safe: cells that start like a formula get a leading '.")
+cols = st.columns(3)
+cols[0].download_button("Table as CSV", csv_bytes(table), f"{stem}_clusters.csv", "text/csv", key="dl_csv")
+try:
+    cols[1].download_button(
+        "Table as Excel",
+        excel_bytes(table),
+        f"{stem}_clusters.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="dl_xlsx",
+    )
+except InputError as exc:
+    cols[1].warning(ui.md_escape(exc.message))
+cols[2].download_button(
+    "Table as Parquet",
+    parquet_bytes(table),
+    f"{stem}_clusters.parquet",
+    "application/octet-stream",
+    key="dl_parquet",
+)
+cols = st.columns(3)
+cols[0].download_button(
+    "Cluster summary (CSV)", csv_bytes(clusters), f"{stem}_summary.csv", "text/csv", key="dl_summary"
+)
+cols[1].download_button(
+    "Run manifest (JSON)",
+    manifest_bytes(manifest),
+    f"{stem}_manifest.json",
+    "application/json",
+    key="dl_manifest",
+)
+st.subheader("Preview")
+st.dataframe(table.head(100), hide_index=True, width="stretch")

@@ -1,0 +1,276 @@
+"""UI helpers shared by the pages: workspace, settings widgets, the run status box, safe text.
+
+All ML goes through ``pipeline``'s public API; this module only turns widgets into a
+``PipelineConfig`` and events into what the status box shows. User text is only ever
+shown as text (``st.text``, dataframes) or escaped before it reaches anything that
+renders Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import streamlit as st
+
+import pipeline
+from pipeline import PipelineConfig, PipelineError
+from pipeline.edits import Edit, Edited, edited_from_result
+from pipeline.store import Workspace, default_workspaces_dir, new_token, valid_token
+
+log = logging.getLogger("clusterlab.app")
+STAGES = ("preprocess", "embed", "reduce", "cluster", "label")
+STAGE_TITLES = {
+    "preprocess": "Preparing texts",
+    "embed": "Embedding texts",
+    "reduce": "Reducing dimensions (UMAP)",
+    "cluster": "Finding clusters",
+    "label": "Naming clusters",
+}
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def md_escape(text: Any) -> str:
+    """Text safe to put inside Markdown: every character Markdown or HTML reads is escaped."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def workspaces_root() -> str:
+    try:
+        configured = st.secrets.get("clusterlab", {}).get("workspaces_dir")
+    except Exception:  # no secrets.toml: use the environment / default
+        configured = None
+    return str(configured or default_workspaces_dir())
+
+
+def workspace() -> Workspace:
+    """The workspace named in the URL (``?ws=``), or a new one whose token goes into the URL."""
+    token = st.session_state.get("ws_token") or st.query_params.get("ws")
+    if token and not valid_token(token):
+        st.warning("That workspace link is not valid; a new, empty workspace was started.")
+        token = None
+    if not token:
+        token = new_token()
+    st.session_state["ws_token"] = token
+    if st.query_params.get("ws") != token:
+        st.query_params["ws"] = token  # a bookmark of this URL comes back here
+    return Workspace(token, workspaces_root())
+
+
+def current_dataset(ws: Workspace) -> str | None:
+    dataset_id = st.session_state.get("dataset_id")
+    if dataset_id and dataset_id in {d.id for d in ws.datasets()}:
+        return dataset_id
+    return None
+
+
+def select_dataset(ws: Workspace, dataset_id: str | None) -> None:
+    st.session_state["dataset_id"] = dataset_id
+    for key in ("result", "result_key", "map_selection"):
+        st.session_state.pop(key, None)
+    if dataset_id:
+        state = ws.state(dataset_id)
+        for key, value in state.get("settings", {}).items():
+            st.session_state[f"set:{key}"] = value
+
+
+def sidebar(ws: Workspace) -> None:
+    """Datasets of this workspace (open, delete) and the link that returns here."""
+    with st.sidebar:
+        st.subheader("Your datasets")
+        datasets = ws.datasets()
+        if not datasets:
+            st.caption("None yet: upload a file or try the sample.")
+        current = st.session_state.get("dataset_id")
+        for info in datasets:
+            cols = st.columns([5, 1])
+            marker = "▶ " if info.id == current else ""
+            if cols[0].button(
+                f"{marker}{info.name} · {info.rows:,} rows",
+                key=f"open:{info.id}",
+                width="stretch",
+                help="open this dataset",
+            ):
+                select_dataset(ws, info.id)
+                st.rerun()
+            if cols[1].button(
+                "🗑", key=f"delete:{info.id}", help="delete this dataset and its cached results"
+            ):
+                ws.delete(info.id)
+                if info.id == current:
+                    select_dataset(ws, None)
+                st.rerun()
+        st.divider()
+        st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
+
+
+def settings_widgets(n_texts: int) -> dict[str, Any]:
+    """The clustering and reduction controls; returns ``{"section.key": value}``."""
+
+    def get(key: str, default: Any) -> Any:
+        return st.session_state.setdefault(f"set:{key}", default)
+
+    values: dict[str, Any] = {}
+    st.subheader("Clustering")
+    get("cluster.algorithm", "hdbscan")
+    algorithm = st.radio(
+        "Method",
+        ["hdbscan", "kmeans"],
+        key="set:cluster.algorithm",
+        format_func=lambda a: {
+            "hdbscan": "HDBSCAN: finds the number of clusters",
+            "kmeans": "k-means: you set the number",
+        }[a],
+    )
+    values["cluster.algorithm"] = algorithm
+    upper = int(max(20, min(500, n_texts // 2)))
+    if algorithm == "hdbscan":
+        get("cluster.min_cluster_size", 0)
+        values["cluster.min_cluster_size"] = st.slider(
+            "Min cluster size (0 = automatic)",
+            0,
+            upper,
+            key="set:cluster.min_cluster_size",
+            help="the smallest group of texts that counts as a cluster; larger = fewer, bigger clusters",
+        )
+        get("cluster.min_samples", 0)
+        values["cluster.min_samples"] = st.slider(
+            "Min samples (0 = automatic)",
+            0,
+            min(100, upper),
+            key="set:cluster.min_samples",
+            help="how conservative clustering is; larger = more texts left unclustered",
+        )
+        get("cluster.method", "eom")
+        values["cluster.method"] = st.selectbox(
+            "Selection",
+            ["eom", "leaf"],
+            key="set:cluster.method",
+            format_func=lambda m: {
+                "eom": "eom: fewer, larger clusters",
+                "leaf": "leaf: more, smaller clusters",
+            }[m],
+        )
+        get("cluster.assign_outliers", False)
+        values["cluster.assign_outliers"] = st.checkbox(
+            "Assign unclustered texts to their nearest cluster",
+            key="set:cluster.assign_outliers",
+            help="the original (unclustered) label stays in raw_cluster_id",
+        )
+    else:
+        get("cluster.n_clusters", min(10, max(2, n_texts // 10)))
+        values["cluster.n_clusters"] = st.slider(
+            "Number of clusters", 1, int(max(2, min(200, n_texts))), key="set:cluster.n_clusters"
+        )
+    with st.expander("Reduction (UMAP)"):
+        get("reduce.n_neighbors", 15)
+        values["reduce.n_neighbors"] = st.slider(
+            "Neighbours",
+            2,
+            100,
+            key="set:reduce.n_neighbors",
+            help="larger = broader structure, fewer clusters",
+        )
+        get("reduce.n_components", 5)
+        values["reduce.n_components"] = st.slider(
+            "Dimensions for clustering", 2, 20, key="set:reduce.n_components"
+        )
+        get("reduce.min_dist", 0.0)
+        values["reduce.min_dist"] = st.slider("Min distance", 0.0, 0.99, step=0.01, key="set:reduce.min_dist")
+    return values
+
+
+def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:
+    return PipelineConfig().with_values({"preprocess.text_column": text_column, **values})
+
+
+def runtime() -> pipeline.Runtime:
+    return pipeline.Runtime()
+
+
+def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> pipeline.Result | None:
+    """Run (or load) the pipeline, showing each stage live in an ``st.status`` box."""
+    key = (dataset_id, tuple(sorted(config.flat().items())))
+    if st.session_state.get("result_key") == key:
+        return st.session_state["result"]
+    started = time.monotonic()
+    with st.status("Clustering…", expanded=True) as box:
+        lines = {stage: box.empty() for stage in STAGES}
+        bar = box.progress(0.0)
+        for stage in STAGES:
+            lines[stage].text(f"○ {STAGE_TITLES[stage]}: waiting")
+        try:
+            table = ws.table(dataset_id)
+            events = pipeline.stream(table, config, cache_dir=ws.cache_dir(dataset_id), runtime=runtime())
+            for event in events:
+                lines[event.stage].text(describe(event)) if event.kind != "warning" else box.text(
+                    f"⚠ {STAGE_TITLES.get(event.stage, event.stage)}: {event.message}"
+                )
+                done = STAGES.index(event.stage) + (1.0 if event.kind == "finished" else event.fraction)
+                bar.progress(min(done / len(STAGES), 1.0))
+            result = events.result
+        except PipelineError as exc:
+            box.update(label=f"{STAGE_TITLES.get(exc.stage, exc.stage)} failed", state="error", expanded=True)
+            st.error(
+                md_escape(exc.message) + ("  \n**What to do:** " + md_escape(exc.hint) if exc.hint else "")
+            )
+            return None
+        except Exception:  # never a traceback on screen; it goes to the log
+            log.exception("unexpected error while clustering")
+            box.update(label="Clustering failed", state="error", expanded=True)
+            st.error(
+                "Something unexpected broke while clustering; the details are in the server log. "
+                "Finished stages are cached: running again resumes where it stopped."
+            )
+            return None
+        cached = [s.stage for s in result.stages if s.cached]
+        note = f" ({', '.join(cached)} from cache)" if cached else ""
+        box.update(
+            label=f"Done in {time.monotonic() - started:.1f} s: {result.n_clusters} clusters{note}",
+            state="complete",
+            expanded=False,
+        )
+    st.session_state["result"] = result
+    st.session_state["result_key"] = key
+    st.session_state["last_events_cached"] = {s.stage: s.cached for s in result.stages}
+    return result
+
+
+def describe(event: pipeline.Event) -> str:
+    title = STAGE_TITLES.get(event.stage, event.stage)
+    if event.kind == "finished":
+        source = "from cache" if event.cached else f"done in {event.elapsed_s:.1f} s"
+        return f"✓ {title}: {source} · {event.message.split(': ', 1)[-1]}"
+    if event.kind == "failed":
+        return f"✗ {title}: failed after {event.elapsed_s:.1f} s"
+    if event.kind == "started":
+        return f"… {title}: {'loading from cache' if event.cached else 'started'}"
+    return f"… {title}: {event.fraction:.0%} · {event.elapsed_s:.0f} s · {event.message}"
+
+
+def edits_for(ws: Workspace, dataset_id: str) -> list[Edit]:
+    return [Edit.from_dict(e) for e in ws.state(dataset_id).get("edits", [])]
+
+
+def save_edits(ws: Workspace, dataset_id: str, edits: list[Edit]) -> None:
+    state = ws.state(dataset_id)
+    state["edits"] = [e.to_dict() for e in edits]
+    ws.save_state(dataset_id, state)
+
+
+def save_settings(ws: Workspace, dataset_id: str, text_column: str, values: dict[str, Any]) -> None:
+    state = ws.state(dataset_id)
+    if state.get("settings") != values or state.get("text_column") != text_column:
+        state.update(settings=values, text_column=text_column)
+        ws.save_state(dataset_id, state)
+
+
+def edited(ws: Workspace, dataset_id: str, result: pipeline.Result) -> Edited:
+    return edited_from_result(result, edits_for(ws, dataset_id))
+
+
+def text_column(ws: Workspace, dataset_id: str) -> str | None:
+    state = ws.state(dataset_id)
+    return state.get("text_column") or ws.info(dataset_id).suggested_column

@@ -1,0 +1,205 @@
+"""The analyst's edits (rename, merge) as a log applied on top of a pipeline result.
+
+Edits name clusters by their members (distinct-text indices), never by id, so after a
+re-run with other settings an edit still applies to the cluster that has (mostly) the same
+members, and says plainly when no cluster matches any more.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .result import Result
+from .types import NOISE_LABEL
+
+MATCH = 0.5  # Jaccard overlap needed to call a cluster "the same" after a re-run
+MAX_LABEL = 80
+
+
+def clean_label(text: str) -> str:
+    label = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
+    label = re.sub(r"\s+", " ", label)
+    if not label:
+        raise InputError("a cluster name cannot be empty", hint="type a name", stage="edit")
+    return label[:MAX_LABEL]
+
+
+@dataclass(frozen=True)
+class Edit:
+    op: str  # "rename" or "merge"
+    groups: tuple[tuple[int, ...], ...]  # members of each cluster the edit is about
+    label: str
+    was: tuple[str, ...] = ()  # the clusters' labels when the edit was made
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "groups": [list(g) for g in self.groups],
+            "label": self.label,
+            "was": list(self.was),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Edit:
+        return cls(
+            op=str(data["op"]),
+            groups=tuple(tuple(int(i) for i in g) for g in data["groups"]),
+            label=str(data["label"]),
+            was=tuple(str(w) for w in data.get("was", ())),
+        )
+
+    def describe(self) -> str:
+        if self.op == "rename":
+            return f"rename '{self.was[0] if self.was else '?'}' to '{self.label}'"
+        return f"merge {', '.join(repr(w) for w in self.was)} into '{self.label}'"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    edit: Edit
+    applied: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Edited:
+    """Cluster id per distinct text and names after the edits, and what became of each edit."""
+
+    labels: np.ndarray
+    names: dict[int, str]
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def stale(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.applied]
+
+
+def _members(labels: np.ndarray) -> dict[int, frozenset[int]]:
+    return {int(c): frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels) if c >= 0}
+
+
+def rename(result_labels: np.ndarray, names: dict[int, str], cluster_id: int, label: str) -> Edit:
+    if cluster_id < 0:
+        raise InputError(
+            "the unclustered group cannot be renamed", hint="merge or rename real clusters", stage="edit"
+        )
+    group = tuple(sorted(_members(result_labels)[cluster_id]))
+    return Edit("rename", (group,), clean_label(label), (names.get(cluster_id, str(cluster_id)),))
+
+
+def merge(result_labels: np.ndarray, names: dict[int, str], cluster_ids: list[int], label: str) -> Edit:
+    ids = sorted(set(int(c) for c in cluster_ids))
+    if len(ids) < 2 or min(ids) < 0:
+        raise InputError(
+            "pick two or more clusters to merge", hint="select clusters in the list", stage="edit"
+        )
+    members = _members(result_labels)
+    return Edit(
+        "merge",
+        tuple(tuple(sorted(members[c])) for c in ids),
+        clean_label(label),
+        tuple(names.get(c, str(c)) for c in ids),
+    )
+
+
+def _best_match(group: frozenset[int], members: dict[int, frozenset[int]], taken: set[int]) -> int | None:
+    best, best_score = None, 0.0
+    for cid, current in members.items():
+        if cid in taken:
+            continue
+        score = len(group & current) / len(group | current)
+        if score > best_score:
+            best, best_score = cid, score
+    return best if best_score >= MATCH else None
+
+
+def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit]) -> Edited:
+    """Apply edits in order to cluster ids per distinct text; stale edits are reported, not fatal."""
+    labels = labels.copy()
+    names = dict(names)
+    outcomes = []
+    for edit in edits:
+        members = _members(labels)
+        taken: set[int] = set()
+        matched = []
+        for group in edit.groups:
+            cid = _best_match(frozenset(group), members, taken)
+            if cid is None:
+                break
+            taken.add(cid)
+            matched.append(cid)
+        if len(matched) < len(edit.groups):
+            outcomes.append(
+                Outcome(
+                    edit, False, f"no longer applies: {edit.describe()} (no cluster with those texts now)"
+                )
+            )
+            continue
+        if edit.op == "merge":
+            target = min(matched)
+            for cid in matched:
+                labels[labels == cid] = target
+                if cid != target:
+                    names.pop(cid, None)
+            names[target] = edit.label
+        else:
+            names[matched[0]] = edit.label
+        outcomes.append(Outcome(edit, True, f"applied: {edit.describe()}"))
+    names[-1] = NOISE_LABEL
+    return Edited(labels, names, outcomes)
+
+
+def edited_from_result(result: Result, edits: list[Edit]) -> Edited:
+    return apply_edits(result.clustering.labels, result.labels.label_of(), edits)
+
+
+def edited_table(result: Result, edited: Edited) -> pd.DataFrame:
+    """``result.table()`` with cluster ids and labels after the edits (raw ids unchanged)."""
+    table = result.table()
+    index = result.corpus.row_to_unique
+    has_text = index >= 0
+    safe = np.where(has_text, index, 0)
+    ids = edited.labels[safe]
+    table["cluster_id"] = pd.arrays.IntegerArray(ids.astype(np.int64), ~has_text)
+    table["cluster_label"] = pd.array(
+        [edited.names.get(int(c)) if ok else None for c, ok in zip(ids, has_text, strict=True)],
+        dtype="string",
+    )
+    return table
+
+
+def edited_clusters(result: Result, edited: Edited) -> pd.DataFrame:
+    """The cluster summary after the edits: merged clusters add up sizes and keywords."""
+    base = result.clusters().set_index("id")
+    counts = result.corpus.counts
+    total = max(int(counts.sum()), 1)
+    rows = []
+    for cid in sorted(set(edited.labels.tolist()), key=lambda c: (c == -1, c)):
+        members = edited.labels == cid
+        sources = sorted(set(result.clustering.labels[members].tolist()))
+        keywords: list[str] = []
+        for source in sources:
+            for word in str(base.loc[source, "keywords"]).split(", "):
+                if word and word not in keywords:
+                    keywords.append(word)
+        size = int(counts[members].sum())
+        rows.append(
+            {
+                "id": cid,
+                "label": edited.names.get(cid, str(cid)),
+                "size": size,
+                "share": round(size / total, 4),
+                "keywords": ", ".join(keywords[: max(8, len(sources) * 3)]),
+                "representative_texts": " | ".join(
+                    str(base.loc[s, "representative_texts"]) for s in sources[:3]
+                ),
+                "merged_from": ", ".join(str(s) for s in sources) if len(sources) > 1 else "",
+            }
+        )
+    return pd.DataFrame(rows)
