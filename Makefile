@@ -8,7 +8,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test bench lint format install clean-cache sample
 
+ADDRESS ?= 127.0.0.1
+PORT ?= 8501
+
 run: $(APP_STAMP)
+	@echo "Clusterlab: open http://$(ADDRESS):$(PORT) in your browser"
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+
+sample: $(APP_STAMP)
 	$(BIN)/python -m pipeline run pipeline/data/sample_feedback.csv --text-column comment --out out/sample_labeled.csv --plots
 
 test: $(DEV_STAMP)

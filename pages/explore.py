@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import ui
 from pipeline import InputError, plots
-from pipeline.edits import edited_clusters, merge, rename
+from pipeline.edits import corpus_of, edited_clusters, merge, rename
 
 ws = ui.workspace()
 dataset_id = ui.current_dataset(ws)
@@ -22,7 +22,7 @@ if column is None:
     st.stop()
 
 with st.sidebar:
-    values = ui.settings_widgets(info.rows)
+    values = ui.settings_widgets(info.rows, ws.state(dataset_id).get("settings", {}))
 ui.save_settings(ws, dataset_id, column, values)
 config = ui.build_config(column, values)
 result = ui.run_with_status(ws, dataset_id, config)
@@ -83,13 +83,14 @@ changed = st.data_editor(
     column_config={"share": st.column_config.NumberColumn(format="percent")},
 )
 renamed = [
-    (int(cid), str(new))
+    (int(cid), ui.cell_text(new))
     for cid, old, new in zip(table["id"], table["label"], changed["label"], strict=True)
-    if cid >= 0 and str(new) != str(old)
+    if ui.cell_text(new) != str(old)
 ]
-if renamed:
+if renamed:  # the unclustered row included: rename() says why it cannot be renamed
     try:
-        new_edits = [rename(edited.labels, edited.names, cid, label) for cid, label in renamed]
+        corpus = corpus_of(result)
+        new_edits = [rename(edited.labels, edited.names, cid, label, corpus) for cid, label in renamed]
         ui.save_edits(ws, dataset_id, edits + new_edits)
         st.rerun()
     except InputError as exc:
@@ -106,7 +107,8 @@ with st.form("merge", clear_on_submit=True, border=True):
     if st.form_submit_button("Merge"):
         try:
             label = new_name or (names[min(chosen)] if chosen else "")
-            ui.save_edits(ws, dataset_id, edits + [merge(edited.labels, edited.names, chosen, label)])
+            edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
+            ui.save_edits(ws, dataset_id, edits + [edit])
             st.rerun()
         except InputError as exc:
             st.error(ui.md_escape(exc.message))

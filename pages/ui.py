@@ -13,6 +13,7 @@ import re
 import time
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 import pipeline
@@ -35,6 +36,13 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 def md_escape(text: Any) -> str:
     """Text safe to put inside Markdown: every character Markdown or HTML reads is escaped."""
     return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def cell_text(value: Any) -> str:
+    """A data_editor cell as text: an emptied cell comes back as None (or NaN), never "None"."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value)
 
 
 def workspaces_root() -> str:
@@ -70,6 +78,9 @@ def select_dataset(ws: Workspace, dataset_id: str | None) -> None:
     st.session_state["dataset_id"] = dataset_id
     for key in ("result", "result_key", "map_selection"):
         st.session_state.pop(key, None)
+    # the previous dataset's slider values must not carry over (nor be saved as this one's)
+    for key in [k for k in st.session_state if str(k).startswith("set:")]:
+        del st.session_state[key]
     if dataset_id:
         state = ws.state(dataset_id)
         for key, value in state.get("settings", {}).items():
@@ -88,7 +99,7 @@ def sidebar(ws: Workspace) -> None:
             cols = st.columns([5, 1])
             marker = "▶ " if info.id == current else ""
             if cols[0].button(
-                f"{marker}{info.name} · {info.rows:,} rows",
+                f"{marker}{md_escape(info.name)} · {info.rows:,} rows",  # labels render Markdown
                 key=f"open:{info.id}",
                 width="stretch",
                 help="open this dataset",
@@ -106,11 +117,15 @@ def sidebar(ws: Workspace) -> None:
         st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
 
 
-def settings_widgets(n_texts: int) -> dict[str, Any]:
-    """The clustering and reduction controls; returns ``{"section.key": value}``."""
+def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The clustering and reduction controls; returns ``{"section.key": value}``.
+
+    ``saved`` are the dataset's last settings: Streamlit forgets a widget's value when its
+    page is not shown, so coming back to Explore starts from them, not from defaults."""
+    saved = saved or {}
 
     def get(key: str, default: Any) -> Any:
-        return st.session_state.setdefault(f"set:{key}", default)
+        return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
 
     values: dict[str, Any] = {}
     st.subheader("Clustering")
@@ -264,6 +279,13 @@ def save_settings(ws: Workspace, dataset_id: str, text_column: str, values: dict
     state = ws.state(dataset_id)
     if state.get("settings") != values or state.get("text_column") != text_column:
         state.update(settings=values, text_column=text_column)
+        ws.save_state(dataset_id, state)
+
+
+def save_text_column(ws: Workspace, dataset_id: str, column: str) -> None:
+    state = ws.state(dataset_id)
+    if state.get("text_column") != column:
+        state["text_column"] = column
         ws.save_state(dataset_id, state)
 
 

@@ -23,6 +23,7 @@ if st.button("No file at hand? Try the sample (420 app reviews)", key="sample"):
     info, _ = ws.add(pipeline.SAMPLE_CSV.read_bytes(), pipeline.SAMPLE_CSV.name)
     ui.select_dataset(ws, info.id)
     ui.save_settings(ws, info.id, pipeline.SAMPLE_TEXT_COLUMN, {})
+    st.rerun()  # the sidebar, drawn before this page, lists the new dataset
 if uploaded is not None and st.session_state.get("uploaded_id") != uploaded.file_id:
     st.session_state["uploaded_id"] = uploaded.file_id
     try:
@@ -33,6 +34,7 @@ if uploaded is not None and st.session_state.get("uploaded_id") != uploaded.file
         )
         st.stop()
     ui.select_dataset(ws, info.id)
+    st.rerun()  # the sidebar, drawn before this page, lists the new dataset
 
 dataset_id = ui.current_dataset(ws)
 if dataset_id is None:
@@ -46,6 +48,11 @@ for note in table.notes:
     st.warning(ui.md_escape(note))
 st.dataframe(table.frame.head(50), width="stretch", hide_index=True)
 
+if info.suggested_column is None:
+    st.warning(
+        "No column looks like text: every column holds numbers, codes or dates. Pick the column "
+        "to cluster below, or upload a file with a column of texts."
+    )
 columns = [str(c) for c in table.frame.columns]
 chosen = ui.text_column(ws, dataset_id)
 column = st.selectbox(
@@ -55,6 +62,8 @@ column = st.selectbox(
     key=f"text_column:{dataset_id}",
     help="suggested: the column with the longest texts",
 )
+if column != chosen:  # Explore clusters this column even before "Cluster the texts" is pressed
+    ui.save_text_column(ws, dataset_id, column)
 if st.button("Cluster the texts", type="primary", key="run"):
     ui.save_settings(ws, dataset_id, column, ws.state(dataset_id).get("settings", {}))
     config = ui.build_config(column, ws.state(dataset_id).get("settings", {}))

@@ -17,18 +17,20 @@ from .config import (
     ClusterParams,
     EmbedParams,
     LabelParams,
+    LLMParams,
     PipelineConfig,
     PreprocessParams,
     ReduceParams,
     StagesParams,
 )
-from .context import Runtime
+from .context import Runtime, Secret
 from .errors import Cancelled, ConfigError, InputError, PipelineError, StageError
 from .events import Event
 from .io import csv_bytes, read_table, suggest_text_column, write_outputs
+from .llm import CostEstimate
 from .result import OUTPUT_COLUMNS, Result
-from .runner import PlanStep, plan, run, stream
-from .types import Table
+from .runner import PlanStep, estimate_llm_labels, plan, run, stream
+from .types import LabelFallback, Table
 
 SAMPLE_CSV = Path(__file__).parent / "data" / "sample_feedback.csv"
 SAMPLE_TEXT_COLUMN = "comment"
@@ -38,9 +40,12 @@ __all__ = [
     "Cancelled",
     "ClusterParams",
     "ConfigError",
+    "CostEstimate",
     "EmbedParams",
     "Event",
     "InputError",
+    "LLMParams",
+    "LabelFallback",
     "LabelParams",
     "OUTPUT_COLUMNS",
     "PipelineConfig",
@@ -52,11 +57,13 @@ __all__ = [
     "Runtime",
     "SAMPLE_CSV",
     "SAMPLE_TEXT_COLUMN",
+    "Secret",
     "StageError",
     "StagesParams",
     "Table",
     "csv_bytes",
     "default_cache_dir",
+    "estimate_llm_labels",
     "plan",
     "read_table",
     "run",

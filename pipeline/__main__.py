@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from .cache import default_cache_dir
-from .config import PipelineConfig, all_keys
+from .config import RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
 from .context import Runtime
 from .errors import ConfigError, InputError, PipelineError
 from .events import Event
 from .io import output_paths, read_table, write_outputs
+from .llm import ENV_API_KEY
 from .runner import plan, stream
 
 log = logging.getLogger("pipeline")
@@ -25,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Cluster the short texts of a table: every row comes back with a cluster id and label.",
+        epilog=f"Labels from a language model: --set label.method=llm --set label.llm.base_url=URL "
+        f"--set label.llm.model=NAME; the API key is read from ${ENV_API_KEY} (never from a flag).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -32,14 +35,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("input", help="CSV/TSV (encoding and delimiter detected), Excel (.xlsx) or Parquet")
         p.add_argument("--text-column", required=True, help="the column holding the texts")
         p.add_argument(
-            "--config", help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] sections"
+            "--config",
+            help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] [label.llm] sections",
         )
         p.add_argument(
             "--set",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override one setting (repeatable). Keys: " + ", ".join(all_keys()),
+            help="override one setting (repeatable). Keys: " + ", ".join([*all_keys(), *RUNTIME_KEYS]),
         )
         p.add_argument(
             "--cache-dir", help=f"cache folder (default $CLUSTERLAB_CACHE_DIR or {default_cache_dir()})"
@@ -62,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> PipelineConfig:
-    config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
-    config = config.with_overrides(args.set)
-    return config.with_values({"preprocess.text_column": args.text_column})
+def _settings(args: argparse.Namespace) -> tuple[PipelineConfig, dict]:
+    """The config (file, then --set, then --text-column) and the run-time values among them."""
+    config, runtime_values = load_settings(args.config, args.set)
+    return config.with_values({"preprocess.text_column": args.text_column}), runtime_values
 
 
 class TerminalProgress:
@@ -181,6 +185,7 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
             hint="choose a folder you can write to with --out",
             stage="output",
         ) from None
+    _report_fallbacks(result)
     if args.plots:
         _write_plots(result, paths["table"])
     print(
@@ -189,6 +194,35 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
         f"{paths['manifest'].name}"
     )
     return 0
+
+
+MAX_FALLBACK_LINES = 20
+
+
+def _report_fallbacks(result) -> None:
+    """One stderr line per cluster whose model call failed (even with --quiet): it is in the output."""
+    failed = [f for f in result.label_fallbacks if f.kind == "failed"]
+    capped = [f for f in result.label_fallbacks if f.kind == "capped"]
+    names = result.labels.label_of()
+    for fallback in failed[:MAX_FALLBACK_LINES]:
+        print(
+            f"warning: [label] cluster {fallback.cluster} kept its keyword label "
+            f"{names.get(fallback.cluster, '')!r}: {fallback.reason}",
+            file=sys.stderr,
+        )
+    if len(failed) > MAX_FALLBACK_LINES:
+        print(
+            f"warning: [label] ... and {len(failed) - MAX_FALLBACK_LINES} more (see the manifest)",
+            file=sys.stderr,
+        )
+    if failed:
+        print("hint: run the same command again to ask only for the missing labels", file=sys.stderr)
+    if capped:
+        print(
+            f"note: [label] {len(capped)} smaller clusters kept keyword labels "
+            f"(label.llm.max_clusters = {result.config.label.llm.max_clusters})",
+            file=sys.stderr,
+        )
 
 
 def _write_plots(result, table_path: Path) -> None:
@@ -222,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     log_path = None
     try:
         log_path = _setup_logging(cache_dir)
-        config = _config(args)
-        runtime = Runtime(device=args.device, chunk_size=max(1, args.chunk_size))
+        config, runtime_values = _settings(args)
+        runtime = Runtime(device=args.device, chunk_size=max(1, args.chunk_size)).with_values(runtime_values)
         command = _cmd_run if args.command == "run" else _cmd_plan
         return command(args, config, cache_dir, runtime)
     except (InputError, ConfigError) as exc:

@@ -20,6 +20,7 @@ import joblib
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MISSING: Any = object()  # what ``Cache.lookup`` returns for an entry that is not there
 ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
 
 
@@ -88,27 +89,43 @@ class Cache:
         key: str,
         compute: Callable[[], T],
         on_corrupt: Callable[[str], None] | None = None,
+        keep: Callable[[T], bool] | None = None,
     ) -> tuple[T, bool]:
-        """Return ``(value, loaded_from_cache)``; a corrupt entry is recomputed, not fatal."""
+        """Return ``(value, loaded_from_cache)``; a corrupt entry is recomputed, not fatal.
+
+        ``keep(value)`` false: the value is returned but not stored (e.g. an incomplete result
+        that a re-run should complete rather than load).
+        """
         if not self.enabled:
             return compute(), False
-        func = self._func(kind)
-        if self.contains(kind, key):
-            try:
-                return func.call_and_shelve(key, None).get(), True
-            except Exception as exc:
-                message = (
-                    f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
-                )
-                log.warning(message, exc_info=True)
-                if on_corrupt is not None:
-                    on_corrupt(message)
-                try:
-                    func.call_and_shelve(key, None).clear()
-                except Exception:
-                    log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
-        value, _metadata = func.call(key, compute)  # joblib >= 1.4 returns (output, metadata)
+        value = self.lookup(kind, key, on_corrupt)
+        if value is not MISSING:
+            return value, True
+        if keep is None:
+            value, _metadata = self._func(kind).call(key, compute)  # joblib >= 1.4: (output, metadata)
+            return value, False
+        value = compute()
+        if keep(value):
+            self._func(kind).call(key, lambda: value)
         return value, False
+
+    def lookup(self, kind: str, key: str, on_corrupt: Callable[[str], None] | None = None) -> Any:
+        """The cached value, or ``MISSING``; an unreadable entry is dropped (and reported) as a miss."""
+        if not self.contains(kind, key):
+            return MISSING
+        func = self._func(kind)
+        try:
+            return func.call_and_shelve(key, None).get()
+        except Exception as exc:
+            message = f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
+            log.warning(message, exc_info=True)
+            if on_corrupt is not None:
+                on_corrupt(message)
+            try:
+                func.call_and_shelve(key, None).clear()
+            except Exception:
+                log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
+            return MISSING
 
     def load(self, kind: str, key: str) -> Any:
         """Read an entry that ``contains`` reported; raises if it is missing or unreadable."""

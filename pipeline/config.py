@@ -1,8 +1,13 @@
 """Settings: one frozen ``<Stage>Params`` per stage, gathered in ``PipelineConfig``.
 
 Every params field changes a stage's output and nothing else does; run-time knobs
-(device, batch size, chunk size) live in ``runner.Runtime`` and stay out of cache keys.
-Values are checked on construction, so a bad setting fails before anything runs.
+(device, batch size, chunk size, LLM concurrency/timeout/retries) live in ``context.Runtime``
+and stay out of cache keys. Values are checked on construction, so a bad setting fails before
+anything runs.
+
+Keys are dotted paths; a section may hold a nested one (``label.llm.model``, ``[label.llm]`` in
+TOML). A few run-time keys (``RUNTIME_KEYS``) may sit in the same files and ``--set`` lines for
+convenience: ``load_settings`` hands them back separately, for ``Runtime.with_values``.
 """
 
 from __future__ import annotations
@@ -10,14 +15,27 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_LLM_URL = "https://api.openai.com/v1"
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
 OPTIONAL_STAGES = ("reduce",)
+LABEL_METHODS = ("keywords", "llm")
+
+# Settings that TOML files and --set may carry but that never change a result: they go to
+# context.Runtime (key -> field name), so they are outside every cache key.
+RUNTIME_KEYS: dict[str, str] = {
+    "label.llm.concurrency": "llm_concurrency",
+    "label.llm.timeout_s": "llm_timeout_s",
+    "label.llm.max_retries": "llm_max_retries",
+}
 
 
 def _check(section: str, name: str, value: Any, ok: bool, allowed: str) -> None:
@@ -123,14 +141,60 @@ class ClusterParams:
 
 
 @dataclass(frozen=True)
+class LLMParams:
+    """Labels from an OpenAI-compatible chat-completions API (used when label.method = "llm").
+
+    The API key is never a setting: it comes from $OPENAI_API_KEY or ``Runtime(llm_api_key=...)``.
+    Concurrency, timeout and retries are run-time settings (``RUNTIME_KEYS``).
+    """
+
+    base_url: str = DEFAULT_LLM_URL  # OpenAI, or a local server, e.g. http://localhost:11434/v1
+    model: str = DEFAULT_LLM_MODEL
+    max_clusters: int = 0  # label at most this many clusters, largest first; 0 = all
+    examples: int = 8  # texts closest to each cluster's centre that go into the prompt
+    allow_partial: bool = True  # false: a cluster the API could not label fails the stage
+
+    def __post_init__(self):
+        try:
+            url = urlsplit(str(self.base_url).strip())
+            has_credentials = bool(url.username or url.password)
+        except ValueError:  # e.g. a broken [IPv6] host
+            url, has_credentials = urlsplit(""), False
+        if has_credentials:  # checked first: the message must not repeat them
+            raise ConfigError(
+                "label.llm.base_url holds a user name or password; expected a URL without credentials",
+                hint="remove them from the URL and put the key in OPENAI_API_KEY (or the app's key field)",
+            )
+        _check(
+            "label.llm",
+            "base_url",
+            self.base_url,
+            url.scheme in ("http", "https") and bool(url.netloc),
+            "an http:// or https:// URL, e.g. https://api.openai.com/v1",
+        )
+        _check("label.llm", "model", self.model, bool(str(self.model).strip()), "a model name")
+        _check(
+            "label.llm",
+            "max_clusters",
+            self.max_clusters,
+            self.max_clusters >= 0,
+            "0 (all) or a positive integer",
+        )
+        _check("label.llm", "examples", self.examples, 1 <= self.examples <= 30, "1..30")
+
+
+@dataclass(frozen=True)
 class LabelParams:
     n_keywords: int = 8
     n_representatives: int = 3
     label_words: int = 3  # keywords joined into the short label
     stop_words: str = "english"  # or "none"
     max_ngram: int = 2
+    method: str = "keywords"  # "keywords" (offline) or "llm" (label.llm.*)
+    llm: LLMParams = field(default_factory=LLMParams)
 
     def __post_init__(self):
+        _check("label", "method", self.method, self.method in LABEL_METHODS, "'keywords' or 'llm'")
         _check("label", "n_keywords", self.n_keywords, 1 <= self.n_keywords <= 50, "1..50")
         _check(
             "label", "n_representatives", self.n_representatives, 0 <= self.n_representatives <= 20, "0..20"
@@ -179,94 +243,194 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        unknown = sorted(set(data) - set(SECTIONS))
-        if unknown:
-            raise ConfigError(
-                f"unknown section(s) {', '.join(unknown)}; expected one of {', '.join(SECTIONS)}",
-                hint="check the spelling of the [section] names in your config file",
-            )
-        for sec, values in data.items():
-            if not isinstance(values, dict):
-                raise ConfigError(
-                    f"{sec} = {values!r} is a single value; expected a section [{sec}] of settings",
-                    hint=f"write [{sec}] on its own line, then one key = value per line",
-                )
-        return cls().with_values(
-            {f"{sec}.{key}": value for sec, values in data.items() for key, value in values.items()}
-        )
+        """Build from nested sections (as TOML gives them); run-time keys are not accepted here."""
+        return cls().with_values(flatten(data))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist", hint="check the path") from None
-        except OSError as exc:  # a folder, no permission, ...
-            raise ConfigError(
-                f"config file {path} could not be read ({exc.strerror or type(exc).__name__})",
-                hint="give the path of a readable .toml file",
-            ) from None
-        except UnicodeDecodeError:
-            raise ConfigError(
-                f"config file {path} is not UTF-8 text", hint="save it as a UTF-8 .toml file"
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"config file {path} is not valid TOML ({exc})", hint="fix the line it names"
-            ) from None
-        return cls.from_dict(data)
+        """Read a TOML file; run-time keys in it (``RUNTIME_KEYS``) are left to ``load_settings``."""
+        return load_settings(path)[0]
 
-    def to_toml(self) -> str:
-        lines = []
-        for sec, values in self.to_dict().items():
-            lines.append(f"[{sec}]")
-            for key, value in values.items():
-                if isinstance(value, bool):
-                    lines.append(f"{key} = {'true' if value else 'false'}")
-                elif isinstance(value, (int, float)):
-                    lines.append(f"{key} = {value}")
-                else:
-                    lines.append(f"{key} = {_toml_string(str(value))}")
-            lines.append("")
+    def to_toml(self, runtime: Any = None) -> str:
+        """TOML text of every setting; with a ``Runtime``, its ``RUNTIME_KEYS`` values too."""
+        data = self.to_dict()
+        if runtime is not None:
+            for dotted, name in RUNTIME_KEYS.items():
+                *path, key = dotted.split(".")
+                table = data
+                for part in path:
+                    table = table[part]
+                table[key] = getattr(runtime, name)
+        lines: list[str] = []
+        for sec, values in data.items():
+            _toml_table(sec, values, lines)
         return "\n".join(lines)
 
-    def with_overrides(self, assignments: list[str]) -> PipelineConfig:
+    def with_overrides(self, assignments: Iterable[str]) -> PipelineConfig:
         """Apply ``section.key=value`` strings, as given to ``--set``."""
-        values: dict[str, Any] = {}
-        for item in assignments:
-            if "=" not in item:
-                raise ConfigError(
-                    f"--set {item!r} has no '='; expected section.key=value",
-                    hint="write e.g. --set cluster.min_cluster_size=20",
-                )
-            key, raw = item.split("=", 1)
-            values[key.strip()] = raw.strip()
-        return self.with_values(values)
+        return self.with_values(parse_assignments(assignments))
 
     def with_values(self, values: dict[str, Any]) -> PipelineConfig:
-        """Return a copy with ``{"section.key": value}`` applied (strings are parsed)."""
-        updates: dict[str, dict[str, Any]] = {}
+        """Return a copy with ``{"section.key": value}`` applied (strings are parsed).
+
+        Keys may reach into a nested section (``label.llm.model``). All values are applied
+        together, so settings that depend on each other can be given in one call.
+        """
+        updates: dict[str, Any] = {}
         for dotted, value in values.items():
-            sec, _, key = dotted.partition(".")
-            if sec not in SECTIONS or not key:
-                raise ConfigError(
-                    f"unknown setting {dotted!r}; expected section.key with section one of "
-                    f"{', '.join(SECTIONS)}",
-                    hint="see `python -m pipeline run --help` for the settings",
-                )
-            hints = typing.get_type_hints(SECTIONS[sec])
-            if key not in hints:
-                raise ConfigError(
-                    f"unknown setting {dotted!r}; {sec} has {', '.join(hints)}",
-                    hint=f"use one of the {sec}.* keys listed",
-                )
-            updates.setdefault(sec, {})[key] = _coerce(dotted, value, hints[key])
-        changed = {sec: dataclasses.replace(getattr(self, sec), **kv) for sec, kv in updates.items()}
-        return dataclasses.replace(self, **changed)
+            kind = _setting_type(dotted)
+            table = updates
+            *path, key = dotted.split(".")
+            for part in path:
+                table = table.setdefault(part, {})
+            table[key] = _coerce(dotted, value, kind)
+        return _replace_nested(self, updates)
 
     def flat(self) -> dict[str, Any]:
-        return {f"{sec}.{k}": v for sec, vals in self.to_dict().items() for k, v in vals.items()}
+        return dict(_flat_items(self.to_dict()))
+
+
+def _replace_nested(obj: Any, updates: dict[str, Any]) -> Any:
+    # innermost sections first, so each one is checked once with its final values
+    changes = {
+        name: _replace_nested(getattr(obj, name), value) if isinstance(value, dict) else value
+        for name, value in updates.items()
+    }
+    return dataclasses.replace(obj, **changes)
+
+
+def _flat_items(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _setting_type(dotted: str) -> type:
+    """The type of the field that ``dotted`` names; a ConfigError naming the keys if none."""
+    if dotted in RUNTIME_KEYS:
+        raise ConfigError(
+            f"{dotted} is a run-time setting (it never changes the labels), so PipelineConfig does "
+            "not hold it",
+            hint=f"pass Runtime({RUNTIME_KEYS[dotted]}=...) from Python; config files and --set accept it "
+            "(see config.load_settings)",
+        )
+    sec, *path = dotted.split(".")
+    if sec not in SECTIONS or not path or not all(path):
+        raise ConfigError(
+            f"unknown setting {dotted!r}; expected section.key with section one of {', '.join(SECTIONS)}",
+            hint="see `python -m pipeline run --help` for the settings",
+        )
+    cls, where = SECTIONS[sec], sec
+    for i, name in enumerate(path):
+        hints = typing.get_type_hints(cls)
+        if name not in hints:
+            raise ConfigError(
+                f"unknown setting {dotted!r}; {where} has {', '.join(hints)}",
+                hint=f"use one of the {where}.* keys listed",
+            )
+        kind = hints[name]
+        last = i == len(path) - 1
+        if dataclasses.is_dataclass(kind) and last:
+            keys = ", ".join(f.name for f in fields(kind))
+            raise ConfigError(
+                f"{dotted} is a section ({keys}); expected one of its keys",
+                hint=f"write e.g. --set {dotted}.{fields(kind)[0].name}=..., or [{dotted}] in a TOML file",
+            )
+        if not dataclasses.is_dataclass(kind) and not last:
+            raise ConfigError(
+                f"unknown setting {dotted!r}; {where}.{name} is a single value, not a section",
+                hint=f"set {where}.{name} itself",
+            )
+        cls, where = kind, f"{where}.{name}"
+    return kind
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """Nested sections (TOML ``[label.llm]``) to dotted keys (``label.llm.model``)."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {', '.join(unknown)}; expected one of {', '.join(SECTIONS)}",
+            hint="check the spelling of the [section] names in your config file",
+        )
+    for sec, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{sec} = {values!r} is a single value; expected a section [{sec}] of settings",
+                hint=f"write [{sec}] on its own line, then one key = value per line",
+            )
+    return dict(_flat_items(data))
+
+
+def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    """``["section.key=value", ...]`` to ``{"section.key": "value"}``; a later one wins."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(
+                f"--set {item!r} has no '='; expected section.key=value",
+                hint="write e.g. --set cluster.min_cluster_size=20",
+            )
+        key, raw = item.split("=", 1)
+        values[key.strip()] = raw.strip()
+    return values
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="check the path") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError(
+            f"config file {path} could not be read ({exc.strerror or type(exc).__name__})",
+            hint="give the path of a readable .toml file",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text", hint="save it as a UTF-8 .toml file"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML ({exc})", hint="fix the line it names"
+        ) from None
+
+
+def load_settings(
+    path: str | Path | None = None, assignments: Iterable[str] = ()
+) -> tuple[PipelineConfig, dict[str, Any]]:
+    """A config file, then ``--set`` assignments: ``(PipelineConfig, run-time values)``.
+
+    The run-time values (keys of ``RUNTIME_KEYS``) are for ``Runtime.with_values``; they
+    are checked there. Everything else is applied at once, so a file may set
+    ``label.method = "llm"`` and ``--set`` the model.
+    """
+    values = flatten(read_toml(path)) if path is not None else {}
+    values.update(parse_assignments(assignments))
+    runtime = {key: values.pop(key) for key in list(values) if key in RUNTIME_KEYS}
+    return PipelineConfig().with_values(values), runtime
+
+
+def _toml_table(name: str, values: dict[str, Any], lines: list[str]) -> None:
+    lines.append(f"[{name}]")
+    for key, value in values.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml_value(value)}")
+    lines.append("")
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _toml_table(f"{name}.{key}", value, lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return _toml_string(str(value))
 
 
 def _toml_string(text: str) -> str:
@@ -319,4 +483,5 @@ def _coerce(dotted: str, value: Any, kind: type) -> Any:
 
 
 def all_keys() -> list[str]:
-    return [f"{sec}.{f.name}" for sec, cls in SECTIONS.items() for f in fields(cls)]
+    """Every settings key, nested ones dotted (``label.llm.model``); not the run-time keys."""
+    return list(PipelineConfig().flat())

@@ -6,17 +6,57 @@ recomputes anything.
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import threading
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .cache import Cache
-from .errors import Cancelled
+from .config import RUNTIME_KEYS, _check, _coerce
+from .errors import Cancelled, ConfigError
 from .events import Event
 
 T = TypeVar("T")
+
+
+class Secret:
+    """A value that never shows itself: masked in repr/str, and it refuses to be pickled,
+    so it cannot end up in a cache file. ``reveal()`` is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Secret:  # dataclasses.asdict deep-copies fields
+        return self
+
+    def __reduce__(self):
+        raise TypeError("a Secret is never pickled (it would end up in a file)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +68,40 @@ class Runtime:
     chunk_size: int = 1000  # texts per cached embedding chunk
     heartbeat_s: float = 2.0  # a progress event at least this often while a stage runs
     embedder: Any = None  # an Embedder object to use instead of loading embed.model
+    # label.method = "llm": the key (else $OPENAI_API_KEY), kept in a Secret; and how to call
+    llm_api_key: Secret | str | None = field(default=None, repr=False)
+    llm_concurrency: int = 4  # clusters labeled at the same time
+    llm_timeout_s: float = 60.0  # per attempt
+    llm_max_retries: int = 2  # the SDK's retries (timeouts, connection errors, 408/409/429/5xx)
+
+    def __post_init__(self):
+        key = self.llm_api_key
+        if key is not None and not isinstance(key, Secret):
+            # an empty password field means "no key", not an empty key
+            object.__setattr__(self, "llm_api_key", Secret(str(key).strip()) if str(key).strip() else None)
+        _check("label.llm", "concurrency", self.llm_concurrency, 1 <= self.llm_concurrency <= 64, "1..64")
+        _check(
+            "label.llm",
+            "timeout_s",
+            self.llm_timeout_s,
+            0 < self.llm_timeout_s <= 3600,
+            "a number of seconds in (0, 3600]",
+        )
+        _check("label.llm", "max_retries", self.llm_max_retries, 0 <= self.llm_max_retries <= 10, "0..10")
+
+    def with_values(self, values: dict[str, Any]) -> Runtime:
+        """A copy with run-time keys applied, e.g. ``{"label.llm.concurrency": "8"}`` (strings parsed)."""
+        hints = typing.get_type_hints(Runtime)
+        changes = {}
+        for dotted, value in values.items():
+            if dotted not in RUNTIME_KEYS:
+                raise ConfigError(
+                    f"{dotted!r} is not a run-time setting; expected one of {', '.join(RUNTIME_KEYS)}",
+                    hint="put pipeline settings in PipelineConfig",
+                )
+            name = RUNTIME_KEYS[dotted]
+            changes[name] = _coerce(dotted, value, hints[name])
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -61,6 +135,10 @@ class StageContext:
     def piece(self, kind: str, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
         """Cache one piece of a stage's work on its own (e.g. an embedding chunk)."""
         return self.cache.get_or_compute(kind, key, compute, on_corrupt=self.warn)
+
+    def cached_piece(self, kind: str, key: str) -> Any:
+        """A piece that is already cached, else ``cache.MISSING`` (nothing is computed)."""
+        return self.cache.lookup(kind, key, on_corrupt=self.warn)
 
     @property
     def elapsed(self) -> float:

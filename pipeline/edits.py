@@ -2,7 +2,9 @@
 
 Edits name clusters by their members (distinct-text indices), never by id, so after a
 re-run with other settings an edit still applies to the cluster that has (mostly) the same
-members, and says plainly when no cluster matches any more.
+members, and says plainly when no cluster matches any more. Indices only mean the same
+texts within one corpus (text column and preparation), so an edit remembers its corpus key
+and never applies to another corpus's clusters.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Edit:
     groups: tuple[tuple[int, ...], ...]  # members of each cluster the edit is about
     label: str
     was: tuple[str, ...] = ()  # the clusters' labels when the edit was made
+    corpus: str = ""  # the corpus key the groups index into; "" = unknown (older edit logs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class Edit:
             "groups": [list(g) for g in self.groups],
             "label": self.label,
             "was": list(self.was),
+            "corpus": self.corpus,
         }
 
     @classmethod
@@ -52,6 +56,7 @@ class Edit:
             groups=tuple(tuple(int(i) for i in g) for g in data["groups"]),
             label=str(data["label"]),
             was=tuple(str(w) for w in data.get("was", ())),
+            corpus=str(data.get("corpus") or ""),
         )
 
     def describe(self) -> str:
@@ -84,16 +89,25 @@ def _members(labels: np.ndarray) -> dict[int, frozenset[int]]:
     return {int(c): frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels) if c >= 0}
 
 
-def rename(result_labels: np.ndarray, names: dict[int, str], cluster_id: int, label: str) -> Edit:
+def corpus_of(result: Result) -> str:
+    """The key of the distinct texts an edit's member indices refer to."""
+    return result.keys.get("corpus", "")
+
+
+def rename(
+    result_labels: np.ndarray, names: dict[int, str], cluster_id: int, label: str, corpus: str = ""
+) -> Edit:
     if cluster_id < 0:
         raise InputError(
             "the unclustered group cannot be renamed", hint="merge or rename real clusters", stage="edit"
         )
     group = tuple(sorted(_members(result_labels)[cluster_id]))
-    return Edit("rename", (group,), clean_label(label), (names.get(cluster_id, str(cluster_id)),))
+    return Edit("rename", (group,), clean_label(label), (names.get(cluster_id, str(cluster_id)),), corpus)
 
 
-def merge(result_labels: np.ndarray, names: dict[int, str], cluster_ids: list[int], label: str) -> Edit:
+def merge(
+    result_labels: np.ndarray, names: dict[int, str], cluster_ids: list[int], label: str, corpus: str = ""
+) -> Edit:
     ids = sorted(set(int(c) for c in cluster_ids))
     if len(ids) < 2 or min(ids) < 0:
         raise InputError(
@@ -105,6 +119,7 @@ def merge(result_labels: np.ndarray, names: dict[int, str], cluster_ids: list[in
         tuple(tuple(sorted(members[c])) for c in ids),
         clean_label(label),
         tuple(names.get(c, str(c)) for c in ids),
+        corpus,
     )
 
 
@@ -119,12 +134,25 @@ def _best_match(group: frozenset[int], members: dict[int, frozenset[int]], taken
     return best if best_score >= MATCH else None
 
 
-def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit]) -> Edited:
-    """Apply edits in order to cluster ids per distinct text; stale edits are reported, not fatal."""
+def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], corpus: str = "") -> Edited:
+    """Apply edits in order to cluster ids per distinct text; stale edits are reported, not fatal.
+
+    ``corpus`` is the key of the texts ``labels`` is about: an edit made on other texts (another
+    text column or preparation) does not apply, whatever its member indices happen to match."""
     labels = labels.copy()
     names = dict(names)
     outcomes = []
     for edit in edits:
+        if edit.corpus and corpus and edit.corpus != corpus:
+            outcomes.append(
+                Outcome(
+                    edit,
+                    False,
+                    f"no longer applies: {edit.describe()} (made on other texts: another text column "
+                    "or text preparation)",
+                )
+            )
+            continue
         members = _members(labels)
         taken: set[int] = set()
         matched = []
@@ -156,7 +184,7 @@ def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit]) ->
 
 
 def edited_from_result(result: Result, edits: list[Edit]) -> Edited:
-    return apply_edits(result.clustering.labels, result.labels.label_of(), edits)
+    return apply_edits(result.clustering.labels, result.labels.label_of(), edits, corpus_of(result))
 
 
 def edited_table(result: Result, edited: Edited) -> pd.DataFrame:

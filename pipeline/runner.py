@@ -3,11 +3,14 @@
 ``stream()`` yields events while a worker thread runs the stages; ``run()`` consumes the
 stream and returns the ``Result``; ``plan()`` says what would load and what would compute.
 The on-disk cache is the checkpoint: a re-run resumes at the first stage (or embedding
-chunk) that is not cached.
+chunk, or LLM cluster label) that is not cached. A stage result that says it is incomplete
+(``complete`` false: some LLM calls failed) is returned but not cached, so the next run
+computes that stage again and asks only for what is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -18,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Cache, chain_key, default_cache_dir
-from .config import PipelineConfig
+from .config import LabelParams, LLMParams, PipelineConfig
 from .context import Runtime, StageContext
 from .embedders import embedder_identity
 from .errors import Cancelled, PipelineError, StageError
 from .events import Event, OnEvent
+from .llm import PIECE_KIND, CostEstimate, estimate
 from .result import Result, StageStat
 from .stages import cluster as cluster_mod
 from .stages import embed as embed_mod
@@ -50,6 +54,13 @@ def _embed_params(config: PipelineConfig, runtime: Runtime) -> Any:
     given = runtime.embedder
     identity = given.identity if given is not None else embedder_identity(config.embed)
     return {"params": config.embed, "identity": identity}
+
+
+def _label_params(config: PipelineConfig, runtime: Runtime) -> LabelParams:
+    # the model's settings change nothing while labels come from keywords
+    if config.label.method == "llm":
+        return config.label
+    return dataclasses.replace(config.label, llm=LLMParams())
 
 
 def _reduce_spec(config: PipelineConfig) -> StageSpec:
@@ -105,7 +116,7 @@ def stages_for(config: PipelineConfig) -> list[StageSpec]:
             label_mod.VERSION,
             ("corpus", "embeddings", "clustering"),
             "labels",
-            lambda c, r: c.label,
+            _label_params,
             lambda a, c, x: label_mod.label(a["corpus"], a["embeddings"], a["clustering"], c.label, x),
         ),
     ]
@@ -220,6 +231,7 @@ def _execute(
                 key,
                 lambda spec=spec, ctx=ctx: spec.call(artifacts, config, ctx),
                 on_corrupt=ctx.warn,
+                keep=lambda value: getattr(value, "complete", True),
             )
         except Cancelled:
             raise
@@ -264,7 +276,13 @@ def _summary(stage: str, value: Any, hit: bool) -> str:
     if stage == "cluster":
         return f"{source}: {value.n_clusters} clusters"
     if stage == "label":
-        return f"{source}: {len(value.clusters)} groups labelled"
+        text = f"{source}: {len(value.clusters)} groups labelled"
+        if value.method == "llm":
+            by_model = int((value.clusters["source"] == "llm").sum())
+            text += f", {by_model} by {value.llm.get('model', 'the model')}"
+            failed = sum(f.kind == "failed" for f in value.fallbacks)
+            text += f", {failed} kept keyword labels after failed calls (not cached)" if failed else ""
+        return text
     return source
 
 
@@ -323,6 +341,8 @@ def plan(
             detail = _embed_chunks_detail(table, config, cache, runtime, keys)
         elif spec.name == "reduce" and not config.stages.reduce:
             detail = "reduce is off: clustering on full embeddings"
+        elif spec.name == "label" and config.label.method == "llm":
+            detail = _llm_detail(config, cache, keys)
         steps.append(PlanStep(spec.name, "compute", detail))
     return steps
 
@@ -341,3 +361,31 @@ def _embed_chunks_detail(table, config, cache, runtime, keys) -> str:
         for i in chunks
     )
     return f"{have} of {len(chunks)} chunks cached"
+
+
+def _llm_detail(config: PipelineConfig, cache: Cache, keys: dict[str, str]) -> str:
+    where = f"labels from {config.label.llm.model} at {config.label.llm.base_url}"
+    needed = (("preprocess", "corpus"), ("embed", "embeddings"), ("cluster", "clustering"))
+    if not all(cache.contains(stage, keys[name]) for stage, name in needed):
+        return where
+    try:
+        corpus, embeddings, clustering = (cache.load(stage, keys[name]) for stage, name in needed)
+    except Exception:
+        return f"{where}; cache entry unreadable, it will be recomputed"
+    requests, capped = label_mod.plan_requests(corpus, embeddings, clustering, config.label)
+    have = sum(cache.contains(PIECE_KIND, r.key) for r in requests)
+    return f"{where}: {have} of {len(requests)} cluster labels cached, {len(requests) - have} API calls"
+
+
+def estimate_llm_labels(
+    result: Result,
+    config: PipelineConfig | None = None,
+    *,
+    cache_dir: str | Path | Cache | None = None,
+) -> CostEstimate:
+    """How many API calls (and roughly how many tokens) LLM labels for ``result``'s clusters
+    would take with ``config.label`` (default: the result's own), counting cached answers as
+    free and honouring ``label.llm.max_clusters``. Nothing is called; noise is never sent."""
+    params = (config or result.config).label
+    requests, capped = label_mod.plan_requests(result.corpus, result.embeddings, result.clustering, params)
+    return estimate(requests, len(capped), _resolve_cache(cache_dir))

@@ -116,13 +116,31 @@ class Clustering:
 
 
 @dataclass(frozen=True)
+class LabelFallback:
+    """A cluster that kept its keyword label although label.method = "llm", and why."""
+
+    cluster: int
+    reason: str
+    kind: str = "failed"  # "failed": the call failed (a re-run retries it); "capped": not sent
+
+
+@dataclass(frozen=True)
 class Labels:
     """Per-cluster summary: one row per cluster id (including -1 when there is noise).
 
-    Columns: id, label, size, share, keywords (list[str]), representatives (list[str]).
+    Columns: id, label, size, share, keywords (list[str]), representatives (list[str]),
+    description ("" unless a language model wrote one), source ("keywords" or "llm").
     """
 
     clusters: pd.DataFrame
+    method: str = "keywords"
+    fallbacks: tuple[LabelFallback, ...] = ()
+    llm: dict[str, Any] = field(default_factory=dict)  # model, base_url, calls made / from cache
+
+    @property
+    def complete(self) -> bool:
+        """False when a call failed: the runner then does not cache it, so a re-run retries."""
+        return not any(f.kind == "failed" for f in self.fallbacks)
 
     def label_of(self) -> dict[int, str]:
         return dict(zip(self.clusters["id"].tolist(), self.clusters["label"].tolist(), strict=True))

@@ -1,4 +1,10 @@
-"""label: c-TF-IDF keywords per cluster, a short readable label, representative texts."""
+"""label: c-TF-IDF keywords per cluster, a short readable label, representative texts.
+
+With ``label.method = "llm"`` a language model then names each cluster (largest first, up to
+``label.llm.max_clusters``) from its keywords and the texts closest to its centre; see
+``pipeline.llm``. A cluster the model could not name keeps its keyword label, and the result
+says why.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import llm
 from ..config import LabelParams
 from ..context import StageContext, detached
-from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, Labels
+from ..errors import StageError
+from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, LabelFallback, Labels
 
-VERSION = 1
+VERSION = 2  # 2: description and source columns; LLM labels
 MAX_FEATURES = 50_000
+KEYWORDS_DONE = 0.3  # share of the stage's progress bar for the keyword part when a model follows
 
 
 def _vectorize(texts: list[str], params: LabelParams, n_texts: int):
@@ -111,11 +120,28 @@ def label(
     params: LabelParams,
     ctx: StageContext | None = None,
 ) -> Labels:
-    """Summarise each cluster: keywords, a short unique label, representative texts."""
+    """Summarise each cluster: keywords, a short unique label, representative texts
+    (and with ``method = "llm"``, a model-written label and description)."""
     ctx = ctx or detached("label")
+    share = KEYWORDS_DONE if params.method == "llm" else 1.0
+    frame, members = summarise(corpus, embeddings, clustering, params, ctx, share)
+    if params.method != "llm":
+        return Labels(clusters=frame)
+    return _label_with_llm(frame, members, corpus, embeddings, params, ctx)
+
+
+def summarise(
+    corpus: Corpus,
+    embeddings: Embeddings,
+    clustering: Clustering,
+    params: LabelParams,
+    ctx: StageContext,
+    share: float = 1.0,
+) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """The keyword summary (one row per cluster) and each cluster's member indices."""
     ids = sorted(set(clustering.labels.tolist()))
     texts = [str(t) for t in corpus.texts]
-    ctx.progress(0.1, f"counting words in {len(texts):,} distinct texts")
+    ctx.progress(0.1 * share, f"counting words in {len(texts):,} distinct texts")
     matrix, terms = _vectorize(texts, params, len(texts))
     row_of = {cid: i for i, cid in enumerate(ids)}
     membership = sp.csr_matrix(
@@ -126,11 +152,12 @@ def label(
         shape=(len(ids), len(texts)),
     )
     scores = ctfidf(membership @ matrix) if matrix is not None else None
-    ctx.progress(0.6, f"choosing keywords and examples for {len(ids)} groups")
+    ctx.progress(0.6 * share, f"choosing keywords and examples for {len(ids)} groups")
     total_rows = int(corpus.counts.sum())
-    rows, raw_labels, keywords_of = [], {}, {}
+    rows, raw_labels, keywords_of, members_of = [], {}, {}, {}
     for cid in ids:
         members = np.flatnonzero(clustering.labels == cid)
+        members_of[cid] = members
         size = int(corpus.counts[members].sum())
         reps = representatives(embeddings.vectors, members, max(params.n_representatives, 1))
         keywords = _pick_keywords(terms, scores[row_of[cid]], params.n_keywords) if scores is not None else []
@@ -151,6 +178,163 @@ def label(
     named[-1] = NOISE_LABEL
     frame = pd.DataFrame(rows, columns=["id", "size", "share", "keywords", "representatives"])
     frame.insert(1, "label", [named[c] for c in frame["id"]])
+    frame["description"] = ""
+    frame["source"] = "keywords"
     # clusters first by id (0 = largest), unclustered last
     frame = frame.sort_values("id", key=lambda s: s.where(s >= 0, np.iinfo(np.int64).max))
-    return Labels(clusters=frame.reset_index(drop=True))
+    return frame.reset_index(drop=True), members_of
+
+
+# --- labels from a language model -----------------------------------------------------------
+
+
+def llm_requests(
+    frame: pd.DataFrame,
+    members: dict[int, np.ndarray],
+    corpus: Corpus,
+    embeddings: Embeddings,
+    params: LabelParams,
+) -> tuple[list[llm.ClusterRequest], list[int]]:
+    """One request per cluster, largest first, up to label.llm.max_clusters; and the ids left out.
+
+    Noise is never sent. A request's key is its cluster's content (member texts, keywords,
+    examples), so a cluster that keeps its members keeps its cached answer under any id.
+    """
+    clusters = frame[frame["id"] >= 0].sort_values(["size", "id"], ascending=[False, True], kind="stable")
+    ids = [int(c) for c in clusters["id"]]
+    cap = params.llm.max_clusters
+    chosen, capped = (ids[:cap], ids[cap:]) if cap else (ids, [])
+    texts = [str(t) for t in corpus.texts]
+    hashes = [llm.text_hash(t) for t in texts] if chosen else []
+    row = frame.set_index("id")
+    requests = []
+    for cid in chosen:
+        mine = members[cid]
+        examples = representatives(embeddings.vectors, mine, params.llm.examples)
+        messages = llm.build_messages(row.at[cid, "keywords"], [texts[i] for i in examples])
+        digest = llm.members_digest(hashes[i] for i in mine)
+        requests.append(
+            llm.ClusterRequest(
+                cid, int(row.at[cid, "size"]), llm.request_key(params.llm, digest, messages), messages
+            )
+        )
+    return requests, capped
+
+
+def plan_requests(
+    corpus: Corpus, embeddings: Embeddings, clustering: Clustering, params: LabelParams
+) -> tuple[list[llm.ClusterRequest], list[int]]:
+    """The requests a run with ``params`` would make (for plans and cost estimates)."""
+    frame, members = summarise(corpus, embeddings, clustering, params, detached("label"))
+    return llm_requests(frame, members, corpus, embeddings, params)
+
+
+def _label_with_llm(
+    frame: pd.DataFrame,
+    members: dict[int, np.ndarray],
+    corpus: Corpus,
+    embeddings: Embeddings,
+    params: LabelParams,
+    ctx: StageContext,
+) -> Labels:
+    requests, capped = llm_requests(frame, members, corpus, embeddings, params)
+    where = f"{params.llm.model} at {params.llm.base_url}"
+    ctx.progress(
+        KEYWORDS_DONE,
+        f"asking {where} to label {len(requests)} clusters"
+        + (f" (the largest; {len(capped)} smaller keep keyword labels)" if capped else ""),
+    )
+    outcome = llm.request_labels(requests, params.llm, ctx, start=KEYWORDS_DONE, end=0.95)
+    replies = _distinct(outcome, requests, params, ctx)
+    failures = outcome.failures
+    if failures and not params.llm.allow_partial:
+        raise StageError(
+            ctx.stage,
+            f"{len(failures)} of {len(requests)} clusters got no label from {where}: "
+            + "; ".join(f"cluster {cid}: {reason}" for cid, reason in sorted(failures.items())[:5])
+            + ("; ..." if len(failures) > 5 else ""),
+            hint=f"the {len(replies)} finished labels are cached: run again to retry only these clusters, "
+            "or set label.llm.allow_partial=true to keep keyword labels for them",
+        )
+    if failures:
+        ctx.warn(
+            f"{len(failures)} of {len(requests)} clusters kept keyword labels because the API call failed "
+            f"(first: cluster {min(failures)}: {failures[min(failures)]}); running again retries only those"
+        )
+    frame = frame.copy()
+    index = {cid: i for i, cid in enumerate(frame["id"])}
+    for cid, reply in replies.items():
+        frame.loc[index[cid], ["label", "description", "source"]] = [
+            reply["label"],
+            reply["description"],
+            "llm",
+        ]
+    frame["label"] = _numbered(frame)
+    fallbacks = [LabelFallback(cid, reason, "failed") for cid, reason in failures.items()]
+    fallbacks += [
+        LabelFallback(cid, f"not sent: beyond label.llm.max_clusters = {params.llm.max_clusters}", "capped")
+        for cid in capped
+    ]
+    return Labels(
+        clusters=frame,
+        method="llm",
+        fallbacks=tuple(sorted(fallbacks, key=lambda f: f.cluster)),
+        llm={
+            "model": params.llm.model,
+            "base_url": params.llm.base_url,
+            "prompt_version": llm.PROMPT_VERSION,
+            "clusters_sent": len(requests),
+            "labeled_by_model": len(replies),
+            "calls": outcome.requested,
+            "from_cache": outcome.from_cache,
+        },
+    )
+
+
+def _key(label: str) -> str:
+    return re.sub(r"\W+", " ", label.casefold()).strip()
+
+
+def _distinct(
+    outcome: llm.Outcome, requests: list[llm.ClusterRequest], params: LabelParams, ctx: StageContext
+) -> dict[int, dict[str, str]]:
+    """Answers with no label twice: a later (smaller) cluster whose label is taken is asked once more."""
+    replies = dict(outcome.replies)
+    taken: dict[str, int] = {}
+    clashes = []
+    for request in requests:  # largest first: the larger cluster keeps the label
+        reply = replies.get(request.cluster)
+        if reply is None:
+            continue
+        if _key(reply["label"]) in taken:
+            clashes.append(request.ask_again(reply, reply["label"]))
+        else:
+            taken[_key(reply["label"])] = request.cluster
+    if not clashes:
+        return replies
+    again = llm.request_labels(clashes, params.llm, ctx, start=0.95, end=1.0)
+    outcome.requested += again.requested
+    outcome.from_cache += again.from_cache
+    for request in clashes:
+        reply = again.replies.get(request.cluster)
+        if reply is not None and _key(reply["label"]) not in taken:
+            replies[request.cluster] = reply
+            taken[_key(reply["label"])] = request.cluster
+    return replies  # a label still taken is numbered by _numbered
+
+
+def _numbered(frame: pd.DataFrame) -> list[str]:
+    """Labels made unique over all clusters (model and keyword ones alike) by numbering repeats."""
+    seen = {_key(NOISE_LABEL)}
+    out = []
+    for cid, label in zip(frame["id"], frame["label"], strict=True):
+        if cid == -1:
+            out.append(label)
+            continue
+        base, number = label, 2
+        while _key(label) in seen:
+            label = f"{base} ({number})"
+            number += 1
+        seen.add(_key(label))
+        out.append(label)
+    return out

@@ -1,0 +1,62 @@
+"""Take docs/explore.png: the Explore page after clustering the bundled sample.
+
+    .venv/bin/python docs/screenshot.py [--out docs/explore.png]
+
+Starts the app with fresh workspace and cache folders (tests/browser.py, as the end-to-end
+tests do), clicks "Try the sample", clusters it, opens Explore and saves the whole page at
+1400 px wide. Needs Chromium at /usr/bin/chromium (``apt-get install chromium``); colour
+emoji in the page icons need ``fonts-noto-color-emoji``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from tests.browser import launch_chromium, streamlit_server  # noqa: E402
+
+WIDTH = 1400
+
+
+def explore_screenshot(out: Path) -> None:
+    with streamlit_server() as url, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.get_by_role("button", name="Try the sample").click()
+            page.get_by_role("button", name="Cluster the texts").click()
+            expect(page.get_by_text("Open Explore to see and edit them")).to_be_visible(timeout=180_000)
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Explore", exact=True).click()
+            expect(page.get_by_test_id("stPlotlyChart").first.locator("canvas").first).to_be_attached()
+            # Streamlit scrolls inside its main pane: grow the window to the page's height
+            # so the screenshot holds the whole page, then let the charts re-lay out.
+            height = page.evaluate(
+                "() => Math.max(...['stMain', 'stSidebarContent'].map("
+                "id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
+            )
+            page.set_viewport_size({"width": WIDTH, "height": int(height) + 40})
+            page.wait_for_timeout(1500)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out), full_page=True)
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "explore.png")
+    args = parser.parse_args()
+    explore_screenshot(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

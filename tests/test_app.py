@@ -1,0 +1,660 @@
+"""What a user sees in the app, page by page, through Streamlit's AppTest.
+
+The scripts run in-process, so the pipeline runs for real on tiny corpora with the fake
+embedder (conftest) patched into ``pages.ui.runtime``, in a workspace folder under tmp_path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+import pipeline
+from pages import ui
+from pipeline.store import new_token
+from tests.conftest import TOPICS, FakeEmbedder, topic_texts
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "**bold** [link](http://x)",
+]
+# left in Markdown after removing escaped characters, these would render as HTML or Markdown
+RENDERED_MARKS = ["<script", "<img", "<b>", "**bold**", "**notes**", "[link", "]("]
+MARKDOWN_ELEMENTS = {
+    "markdown",
+    "caption",
+    "error",
+    "warning",
+    "info",
+    "success",
+    "title",
+    "header",
+    "subheader",
+    "toast",
+    "latex",
+}
+FORMULAS = ['=HYPERLINK("http://x","click")', "+1+2", "-2+3 billing", "@SUM(A1:A2)"]
+
+
+class _NavigationPagesManager(PagesManager):
+    """AppTest makes a fresh PagesManager per run, which sees ``pages/`` next to app.py and
+    runs the page script alone (Streamlit's old pages-folder mode) on every run after the
+    first: app.py's sidebar would vanish. A server switches to st.navigation for good the
+    first time app.py calls it; this does the same from the start."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@dataclass
+class Harness:
+    root: Path
+    embedder: FakeEmbedder
+    calls: list[str] = field(default_factory=list)  # stage functions that computed, in order
+    storages: list[MemoryMediaFileStorage] = field(default_factory=list)
+
+    def open(self, ws: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        if ws is not None:
+            at.query_params["ws"] = ws
+        return at.run()
+
+    def workspace_dir(self, at: AppTest) -> Path:
+        return self.root / at.query_params["ws"]
+
+    def downloaded(self, at: AppTest, key: str) -> bytes:
+        """The bytes a click on the download button ``key`` gives the browser."""
+        (button,) = [b for b in at.get("download_button") if b.key == key]
+        name = button.proto.url.rsplit("/", 1)[-1]
+        return self.storages[-1].get_file(name).content
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path) -> Harness:
+    harness = Harness(root=tmp_path / "workspaces", embedder=FakeEmbedder())
+    monkeypatch.setenv("CLUSTERLAB_WORKSPACES_DIR", str(harness.root))
+    monkeypatch.setattr(
+        ui, "runtime", lambda: pipeline.Runtime(embedder=harness.embedder, chunk_size=50, heartbeat_s=0.5)
+    )
+    for stage in STAGES:
+        module = importlib.import_module(f"pipeline.stages.{stage}")
+        original = getattr(module, stage)
+
+        def counting(*args, _original=original, _stage=stage, **kwargs):
+            harness.calls.append(_stage)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, stage, counting)
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest makes one per run and drops it
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            harness.storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
+    return harness
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def topic_csv(n_per_topic: int = 30, seed: int = 0, extra: list[str] | None = None) -> bytes:
+    """id, a short code, a short note (40 distinct values) and the comment: the long texts."""
+    texts, topics = topic_texts(n_per_topic, seed)
+    texts = texts + list(extra or [])
+    topics = topics + ["other"] * len(extra or [])
+    frame = pd.DataFrame(
+        {
+            "id": range(1, len(texts) + 1),
+            "code": [f"A{i}" for i in range(len(texts))],
+            "note": [f"{t} {i % 10}" for i, t in enumerate(topics)],
+            "comment": texts,
+        }
+    )
+    return frame.to_csv(index=False).encode()
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    return at.file_uploader(key="upload").set_value((name, data, mime)).run()
+
+
+def walk(block) -> Iterator:
+    for child in getattr(block, "children", {}).values():
+        yield child
+        yield from walk(child)
+
+
+def nodes(at: AppTest) -> list:
+    return [*walk(at.main), *walk(at.sidebar)]
+
+
+def statuses(at: AppTest) -> list:
+    return [n for n in nodes(at) if n.type == "status"]
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def unescape(markdown: str) -> str:
+    """What a reader sees of escaped Markdown."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [unescape(e.value) for e in at.error]
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [unescape(w.value) for w in at.warning]
+
+
+def markdown_on_screen(at: AppTest) -> list[str]:
+    """Every string Streamlit renders as Markdown: alerts, headings, captions and labels."""
+    out = []
+    for node in nodes(at):
+        if node.type in MARKDOWN_ELEMENTS:
+            out.append(str(node.value))
+        label = getattr(node, "label", None)  # widget, expander, status and tab labels are Markdown
+        if isinstance(label, str):
+            out.append(label)
+    return out
+
+
+def unescaped_marks(markdown: str) -> list[str]:
+    bare = re.sub(r"\\.", "", markdown)  # an escaped character shows as itself
+    return [mark for mark in RENDERED_MARKS if mark in bare]
+
+
+def assert_healthy(at: AppTest) -> None:
+    """No uncaught exception, and no error that shows a traceback."""
+    assert not at.exception, [e.value for e in at.exception]
+    for message in errors(at):
+        assert "Traceback" not in message and 'File "' not in message, message
+
+
+def sidebar_datasets(at: AppTest) -> list[str]:
+    return [b.label for b in at.sidebar.button if (b.key or "").startswith("open:")]
+
+
+def run_clustering(at: AppTest) -> AppTest:
+    at.button(key="run").click().run()
+    assert_healthy(at)
+    return at
+
+
+def rename(at: AppTest, row: int, label) -> AppTest:
+    """Type a new label into the clusters table (AppTest edits a data_editor through its state)."""
+    (editor,) = at.data_editor
+    at.session_state[editor.key] = {
+        "edited_rows": {row: {"label": label}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    return at.run()
+
+
+def merge(at: AppTest, ids: list[int], name: str) -> AppTest:
+    at.multiselect(key="merge_ids").set_value(ids)
+    at.text_input(key="merge_name").input(name)
+    (submit,) = [b for b in at.button if b.label == "Merge"]
+    return submit.click().run()
+
+
+def cluster_table(at: AppTest) -> pd.DataFrame:
+    (editor,) = at.data_editor
+    return editor.value
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+# ---------------------------------------------------------------------------- upload
+
+
+def test_pages_without_a_dataset_say_what_to_do_first(app):
+    at = app.open()
+    assert_healthy(at)
+    assert at.title[0].value == "Clusterlab"
+    assert [c.value for c in at.sidebar.caption][0].startswith("None yet")
+    assert not at.dataframe and not at.selectbox
+    at.switch_page("pages/explore.py").run()
+    assert [i.value for i in at.info] == ["Upload a file or try the sample first."]
+    at.switch_page("pages/export.py").run()
+    assert [i.value for i in at.info] == ["Run a clustering first (Upload, then Cluster the texts)."]
+    assert_healthy(at)
+
+
+def test_upload_shows_preview_and_suggests_the_long_text_column_which_can_be_changed(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    assert_healthy(at)
+    assert "topics.csv: 120 rows, 4 columns" in texts(at)
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["id", "code", "note", "comment"] and len(preview) == 50
+    column = at.selectbox(key=f"text_column:{at.session_state['dataset_id']}")
+    assert column.options == ["id", "code", "note", "comment"]
+    assert column.value == "comment"  # the string column with the longest texts
+    assert sidebar_datasets(at) == ["▶ topics\\.csv · 120 rows"]  # a label is Markdown: escaped
+
+    column.set_value("note").run()
+    at.switch_page("pages/explore.py").run()  # the choice counts without pressing Cluster
+    assert_healthy(at)
+    assert metrics(at)["Distinct texts"] == "40"  # the note column's, not the comment column's 120
+    at.switch_page("pages/upload.py").run()
+    assert at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").value == "note"
+
+
+def test_sample_button_loads_the_bundled_sample(app):
+    at = app.open()
+    at.button(key="sample").click().run()
+    assert_healthy(at)
+    assert any(t.startswith("sample_feedback.csv: 420 rows") for t in texts(at))
+    assert at.selectbox[0].value == pipeline.SAMPLE_TEXT_COLUMN
+    assert sidebar_datasets(at) == ["▶ sample\\_feedback\\.csv · 420 rows"]
+
+
+# ---------------------------------------------------------------------------- run and sliders
+
+
+def test_a_clustering_slider_recomputes_only_cluster_and_label(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    assert [s.value for s in at.success][0].startswith("4 clusters in 120 rows")
+    (box,) = statuses(at)
+    assert box.state == "complete" and box.label.startswith("Done in") and "4 clusters" in box.label
+    assert app.calls == STAGES
+    embedded = app.embedder.texts_embedded
+    assert embedded == 120
+
+    at.switch_page("pages/explore.py").run()
+    assert_healthy(at)
+    assert metrics(at) == {"Rows": "120", "Distinct texts": "120", "Clusters": "4", "Unclustered": "0%"}
+    assert app.calls == STAGES  # the same settings: nothing computed again
+
+    app.calls.clear()
+    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    assert_healthy(at)
+    assert app.calls == ["cluster", "label"]
+    assert app.embedder.texts_embedded == embedded  # embed was not called again
+    assert at.session_state["last_events_cached"] == {
+        "preprocess": True,
+        "embed": True,
+        "reduce": True,
+        "cluster": False,
+        "label": False,
+    }
+    (box,) = statuses(at)
+    assert "(preprocess, embed, reduce from cache)" in box.label
+    assert any(t.startswith("✓ Embedding texts: from cache") for t in texts(at))
+
+    app.calls.clear()
+    at.radio(key="set:cluster.algorithm").set_value("kmeans").run()
+    at.slider(key="set:cluster.n_clusters").set_value(3).run()
+    assert_healthy(at)
+    assert app.calls == ["cluster", "label", "cluster", "label"]
+    assert metrics(at)["Clusters"] == "3" and at.title[0].value == "3 clusters"
+
+
+def test_a_reduction_slider_recomputes_reduce_cluster_and_label(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    app.calls.clear()
+    at.slider(key="set:reduce.n_neighbors").set_value(8).run()
+    assert_healthy(at)
+    assert app.calls == ["reduce", "cluster", "label"]
+    assert app.embedder.texts_embedded == 120
+    assert at.session_state["last_events_cached"]["embed"] is True
+    assert at.session_state["last_events_cached"]["reduce"] is False
+
+
+def test_opening_another_dataset_on_explore_starts_from_its_own_settings(app):
+    at = upload(app.open(), "a.csv", topic_csv(10, seed=1))
+    first = at.session_state["dataset_id"]
+    upload(at, "b.csv", topic_csv(10, seed=2))
+    second = at.session_state["dataset_id"]
+    at.sidebar.button(key=f"open:{first}").click().run()
+    at.switch_page("pages/explore.py").run()
+    at.slider(key="set:cluster.min_cluster_size").set_value(15).run()
+    at.slider(key="set:reduce.n_neighbors").set_value(30).run()
+    assert_healthy(at)
+
+    at.sidebar.button(key=f"open:{second}").click().run()
+    assert_healthy(at)
+    assert at.slider(key="set:cluster.min_cluster_size").value == 0  # its own (automatic), not a.csv's
+    assert at.slider(key="set:reduce.n_neighbors").value == 15
+    at.sidebar.button(key=f"open:{first}").click().run()
+    assert at.slider(key="set:cluster.min_cluster_size").value == 15  # a.csv's own, kept
+    assert at.slider(key="set:reduce.n_neighbors").value == 30
+
+
+def test_a_failing_stage_shows_a_plain_error_and_running_again_resumes(app):
+    app.embedder.fail_on_call = 1
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    (box,) = statuses(at)
+    assert box.state == "error" and box.label == "Embedding texts failed"
+    (message,) = errors(at)
+    assert "injected failure on call 1" in message and "What to do:" in message
+    assert not at.success
+
+    app.calls.clear()
+    run_clustering(at)
+    assert app.calls == ["embed", "reduce", "cluster", "label"]  # preprocess came from cache
+    assert [s.value for s in at.success][0].startswith("4 clusters")
+
+
+def test_a_file_without_a_text_column_says_so(app):
+    at = upload(
+        app.open(), "numbers.csv", b"id,score\n" + b"".join(b"%d,%d\n" % (i, i % 7) for i in range(30))
+    )
+    assert_healthy(at)
+    (message,) = warnings(at)
+    assert message.startswith("No column looks like text")
+    assert at.selectbox[0].value == "id"
+
+
+# ---------------------------------------------------------------------------- edits
+
+
+def test_rename_and_merge_survive_a_rerun_and_say_when_they_no_longer_apply(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    before = cluster_table(at)
+    assert before["id"].tolist() == [0, 1, 2, 3]
+
+    rename(at, 0, "Money matters")
+    assert_healthy(at)
+    assert cluster_table(at)["label"].tolist()[0] == "Money matters"
+    assert f"✓ applied: rename '{before['label'][0]}' to 'Money matters'" in texts(at)
+
+    merge(at, [1, 2], "Accounts & praise")
+    assert_healthy(at)
+    table = cluster_table(at)
+    assert table["id"].tolist() == [0, 1, 3]
+    assert table["label"].tolist()[:2] == ["Money matters", "Accounts & praise"]
+    assert table["size"].tolist()[:2] == [30, 60]
+    assert any(t.startswith("✓ applied: merge") for t in texts(at))
+
+    # other settings, same clusters: both edits still apply (matched by members, not ids)
+    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    assert_healthy(at)
+    assert not at.warning
+    assert cluster_table(at)["label"].tolist()[:2] == ["Money matters", "Accounts & praise"]
+
+    # one k-means cluster: no cluster has those members any more
+    at.radio(key="set:cluster.algorithm").set_value("kmeans").run()
+    at.slider(key="set:cluster.n_clusters").set_value(1).run()
+    assert_healthy(at)
+    stale = warnings(at)
+    assert len(stale) == 2
+    assert stale[0] == (
+        f"no longer applies: rename '{before['label'][0]}' to 'Money matters' (no cluster with those texts now)"
+    )
+    assert stale[1].startswith("no longer applies: merge") and "'Accounts & praise'" in stale[1]
+    assert "Money matters" not in cluster_table(at)["label"].tolist()
+    assert sum(t.startswith("✗ no longer applies") for t in texts(at)) == 2
+
+    # back to HDBSCAN: the clusters, and so the edits, come back
+    at.radio(key="set:cluster.algorithm").set_value("hdbscan").run()
+    assert_healthy(at)
+    assert not at.warning
+    assert cluster_table(at)["label"].tolist()[:2] == ["Money matters", "Accounts & praise"]
+
+    at.button(key="undo").click().run()
+    assert cluster_table(at)["id"].tolist() == [0, 1, 2, 3]
+    assert cluster_table(at)["label"].tolist()[0] == "Money matters"
+
+
+def test_bad_edits_are_refused_with_a_plain_message(app):
+    at = app.open()
+    at.button(key="sample").click().run()
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    labels = cluster_table(at)["label"].tolist()
+
+    merge(at, [1], "only one")
+    assert errors(at) == ["pick two or more clusters to merge"]
+
+    rename(at, 0, None)  # the cell emptied
+    assert errors(at) == ["a cluster name cannot be empty"]
+    rename(at, 0, "   ")
+    assert errors(at) == ["a cluster name cannot be empty"]
+    assert labels[-1] == "Unclustered"
+    rename(at, len(labels) - 1, "Noise")
+    assert errors(at) == ["the unclustered group cannot be renamed"]
+    assert_healthy(at)
+    assert cluster_table(at)["label"].tolist() == labels
+
+
+def test_an_edit_made_on_one_text_column_never_applies_to_another(app):
+    """Two columns whose texts group the same rows into different topics: a rename of the
+    billing texts must not land on the crash texts just because they sit in the same rows."""
+    rng = random.Random(3)
+    texts_, topics = topic_texts()
+    shifted = {"billing": "crash", "crash": "login", "login": "praise", "praise": "billing"}
+    other = [" ".join(rng.sample(TOPICS[shifted[t]], 4)) + f" {i}" for i, t in enumerate(topics)]
+    frame = pd.DataFrame({"comment": texts_, "other": other})
+    at = upload(app.open(), "two.csv", frame.to_csv(index=False).encode())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    rename(at, 0, "Money matters")
+    assert cluster_table(at)["label"].tolist()[0] == "Money matters"
+
+    at.switch_page("pages/upload.py").run()
+    at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").set_value("other").run()
+    at.switch_page("pages/explore.py").run()
+    assert_healthy(at)
+    assert "Money matters" not in cluster_table(at)["label"].tolist()
+    (message,) = warnings(at)
+    assert message.startswith("no longer applies: rename") and "another text column" in message
+
+    at.switch_page("pages/upload.py").run()
+    at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").set_value("comment").run()
+    at.switch_page("pages/explore.py").run()
+    assert cluster_table(at)["label"].tolist()[0] == "Money matters" and not at.warning
+
+
+# ---------------------------------------------------------------------------- downloads
+
+
+def test_downloads_hold_every_row_the_cluster_columns_and_the_edits(app):
+    data = topic_csv(extra=FORMULAS + ["Café crème, très bien"])
+    original = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    at = upload(app.open(), "feedback.csv", data)
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    rename(at, 0, "Money matters")
+    at.switch_page("pages/export.py").run()
+    assert_healthy(at)
+    assert [b.label for b in at.get("download_button")] == [
+        "Table as CSV",
+        "Table as Excel",
+        "Table as Parquet",
+        "Cluster summary (CSV)",
+        "Run manifest (JSON)",
+    ]
+    columns = list(original.columns) + list(pipeline.OUTPUT_COLUMNS)
+    assert {"cluster_id", "cluster_label", "cluster_probability", "raw_cluster_id", "x", "y"} <= set(columns)
+
+    raw = app.downloaded(at, "dl_csv")
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the accents right
+    table = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(table.columns) == columns and len(table) == len(original)
+    assert table[list(original.columns)].iloc[:120].equals(original.iloc[:120])
+    comments = table["comment"].tolist()
+    assert comments[-5:] == ["'" + f for f in FORMULAS] + ["Café crème, très bien"]
+    renamed = table["cluster_id"] == "0"
+    assert renamed.sum() >= 30 and (table.loc[renamed, "cluster_label"] == "Money matters").all()
+    assert (table["raw_cluster_id"] == table["cluster_id"]).all()  # a rename changes no id
+
+    book = openpyxl.load_workbook(io.BytesIO(app.downloaded(at, "dl_xlsx")))
+    sheet = book.active
+    rows = list(sheet.values)
+    assert list(rows[0]) == columns and len(rows) == len(original) + 1
+    comment_at = columns.index("comment")
+    assert [r[comment_at] for r in rows[-5:]] == ["'" + f for f in FORMULAS] + ["Café crème, très bien"]
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+    parquet = pd.read_parquet(io.BytesIO(app.downloaded(at, "dl_parquet")))
+    assert list(parquet.columns) == columns and len(parquet) == len(original)
+    assert parquet["comment"].tolist() == original["comment"].tolist()  # values kept exactly
+    assert parquet["id"].astype(str).tolist() == original["id"].tolist()
+
+    summary = pd.read_csv(io.BytesIO(app.downloaded(at, "dl_summary")), encoding="utf-8-sig")
+    assert {"id", "label", "size", "share", "keywords", "representative_texts"} <= set(summary.columns)
+    assert summary.loc[summary["id"] == 0, "label"].item() == "Money matters"
+    assert summary["size"].sum() == len(original)
+
+    manifest = json.loads(app.downloaded(at, "dl_manifest"))
+    assert manifest["input"]["rows"] == len(original) and manifest["input"]["text_column"] == "comment"
+    (edit,) = manifest["edits"]
+    assert edit["op"] == "rename" and edit["label"] == "Money matters" and edit["applied"] is True
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "name, data, expected",
+    [
+        ("empty.csv", b"", "empty.csv is empty (0 rows, no header)"),
+        ("header.csv", b"id,comment\n", "header.csv has a header (id, comment) but no rows"),
+        ("image.csv", bytes(range(256)) * 8, "image.csv does not look like a text table"),
+        ("blank.csv", b"\n\n  \n", "blank.csv is empty"),
+    ],
+    ids=["empty", "header-only", "binary", "blank"],
+)
+def test_a_bad_file_is_refused_plainly_and_nothing_is_kept(app, name, data, expected):
+    at = upload(app.open(), name, data)
+    assert_healthy(at)
+    (message,) = errors(at)
+    assert message.startswith(expected) and "What to do:" in message
+    assert not at.dataframe and not at.selectbox
+    assert sidebar_datasets(at) == []
+    assert not (app.workspace_dir(at) / "datasets").exists()
+
+
+def test_a_latin1_file_keeps_its_accents(app):
+    rows = ["Café crème très bon", "Über naïve façade", "Señor Müller à Noël"]
+    data = ("id,comment\n" + "".join(f"{i},{t}\n" for i, t in enumerate(rows))).encode("latin-1")
+    at = upload(app.open(), "accents.csv", data)
+    assert_healthy(at)
+    assert at.dataframe[0].value["comment"].tolist() == rows
+
+
+def test_a_semicolon_file_is_split_into_its_columns(app):
+    data = b"id;comment;score\n1;great app, love it;5\n2;crashes, every time;1\n3;fine;3\n"
+    at = upload(app.open(), "semi.csv", data)
+    assert_healthy(at)
+    assert "semi.csv: 3 rows, 3 columns" in texts(at)
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["id", "comment", "score"]
+    assert preview["comment"].tolist() == ["great app, love it", "crashes, every time", "fine"]
+    assert at.selectbox[0].value == "comment"
+
+
+def test_hostile_texts_are_shown_as_text_and_never_rendered(app):
+    hostile_name = "<img src=x onerror=alert(1)> **bold** [link](x).csv"
+    texts_, topics = topic_texts()
+    frame = pd.DataFrame({"**notes** <b>x</b>": ["x"] * 9 + topics, "comment": HOSTILE * 3 + texts_})
+    at = upload(app.open(), hostile_name, frame.to_csv(index=False).encode())
+    assert_healthy(at)
+    assert at.dataframe[0].value["comment"].tolist()[:3] == HOSTILE  # shown as text
+    assert any(t.startswith(hostile_name) for t in texts(at))
+    seen = markdown_on_screen(at)
+
+    run_clustering(at)
+    seen += markdown_on_screen(at)
+    at.switch_page("pages/explore.py").run()
+    rename(at, 0, HOSTILE[0])
+    merge(at, [1, 2], HOSTILE[2])
+    assert_healthy(at)
+    assert cluster_table(at)["label"].tolist()[:2] == [HOSTILE[0], HOSTILE[2]]
+    seen += markdown_on_screen(at)
+    at.radio(key="set:cluster.algorithm").set_value("kmeans").run()
+    at.slider(key="set:cluster.n_clusters").set_value(1).run()
+    assert len(warnings(at)) == 2 and HOSTILE[0] in warnings(at)[0]  # readable once rendered
+    seen += markdown_on_screen(at)
+    at.switch_page("pages/export.py").run()
+    assert_healthy(at)
+    seen += markdown_on_screen(at)
+
+    assert [s for s in seen if unescaped_marks(s)] == []
+    assert any("\\<img src=x" in s for s in seen)  # the file name, escaped, in the sidebar
+    member_rows = pd.concat([d.value for d in at.dataframe])
+    assert set(HOSTILE) <= set(member_rows["comment"])
+
+
+# ---------------------------------------------------------------------------- workspaces
+
+
+def test_workspaces_are_isolated_and_a_bookmark_returns_to_its_datasets(app):
+    alice, bob = new_token(), new_token()
+    at_alice = upload(app.open(alice), "alice.csv", topic_csv(seed=1))
+    at_bob = upload(app.open(bob), "bob.csv", topic_csv(seed=2))
+    assert sidebar_datasets(at_alice) == ["▶ alice\\.csv · 120 rows"]
+    assert sidebar_datasets(at_bob) == ["▶ bob\\.csv · 120 rows"]
+    assert at_alice.query_params["ws"] == alice and at_bob.query_params["ws"] == bob
+
+    # Bob cannot open Alice's dataset even knowing its id
+    at_bob.session_state["dataset_id"] = at_alice.session_state["dataset_id"]
+    at_bob.run()
+    assert not at_bob.dataframe and not at_bob.selectbox
+
+    # the bookmark, tomorrow: a new session on Alice's link lists her dataset and opens it
+    later = app.open(alice)
+    assert_healthy(later)
+    assert sidebar_datasets(later) == ["alice\\.csv · 120 rows"]
+    (button,) = [b for b in later.sidebar.button if (b.key or "").startswith("open:")]
+    button.click().run()
+    assert "alice.csv: 120 rows, 4 columns" in texts(later)
+
+
+def test_an_invalid_workspace_link_starts_a_new_workspace_with_a_warning(app):
+    upload(app.open(new_token()), "mine.csv", topic_csv())
+    at = app.open("../../etc")
+    assert_healthy(at)
+    assert warnings(at) == ["That workspace link is not valid; a new, empty workspace was started."]
+    token = at.query_params["ws"]
+    assert token != "../../etc" and re.fullmatch(r"[A-Za-z0-9_-]{22,64}", token)
+    assert sidebar_datasets(at) == []
+    at.run()
+    assert not at.warning and at.query_params["ws"] == token
+
+
+def test_deleting_a_dataset_removes_its_folder_and_cached_results(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    dataset_id = at.session_state["dataset_id"]
+    folder = app.workspace_dir(at) / "datasets" / dataset_id
+    assert (folder / "source").exists() and any((folder / "cache").iterdir())
+    at.sidebar.button(key=f"delete:{dataset_id}").click().run()
+    assert_healthy(at)
+    assert not folder.exists()
+    assert sidebar_datasets(at) == []
+    assert not at.dataframe
+    at.switch_page("pages/explore.py").run()
+    assert [i.value for i in at.info] == ["Upload a file or try the sample first."]

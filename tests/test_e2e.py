@@ -1,0 +1,279 @@
+"""End to end, in a real browser: what an analyst does, against ``streamlit run app.py``.
+
+Debian's Chromium (/usr/bin/chromium) driven by Playwright; the real packaged model, no
+fakes. One server serves both tests, each test in its own workspace(s). Run only these
+with ``pytest -m e2e``; .ci/run installs Chromium when it is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import OUTPUT_COLUMNS
+from tests.browser import CHROMIUM, chromium_available, launch_chromium, streamlit_server
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.e2e
+
+FORMULA = "=1+2"
+SCRIPT = "<script>alert('xss')</script> the invoice was wrong"
+MARKDOWN = "**bold** [click me](http://example.com) _refund_ please"
+REQUIRED_COLUMNS = ["cluster_id", "cluster_label", "cluster_probability", "raw_cluster_id", "x", "y"]
+CLUSTERING_S = 150  # first run loads the model and compiles UMAP: slow on a 2-core machine
+STEP_S = 30
+
+THEMES = {
+    "billing": (
+        ["I was charged twice", "the refund never arrived", "my invoice shows the wrong price",
+         "the subscription fee went up", "billing took money after I cancelled"],
+        ["on my card", "this month", "for the yearly plan", "again", "without any notice"],
+    ),
+    "crash": (
+        ["the app crashes", "the screen freezes", "it closes by itself", "the update broke it",
+         "it keeps restarting"],
+        ["when I open the camera", "after the latest update", "on my android phone",
+         "every single time", "on startup"],
+    ),
+    "login": (
+        ["I cannot log in", "the password reset email never comes", "my account is locked",
+         "the two factor code is rejected", "sign in fails"],
+        ["with my google account", "since yesterday", "on the website", "after changing my email",
+         "no matter what I try"],
+    ),
+    "delivery": (
+        ["my parcel is late", "the courier lost the package", "the delivery went to the wrong address",
+         "tracking has not updated", "the box arrived damaged"],
+        ["for two weeks", "again this month", "and nobody answers", "despite express shipping",
+         "with items missing"],
+    ),
+    "praise": (
+        ["I love this app", "great design and easy to use", "the best budgeting tool",
+         "support was friendly and fast", "beautiful and simple"],
+        ["thank you", "five stars", "keep it up", "would recommend to friends", "works perfectly"],
+    ),
+}  # fmt: skip
+
+
+def feedback_csv(
+    n_rows: int, themes: list[str], seed: int, specials: bool = True
+) -> tuple[bytes, list[dict]]:
+    """A feedback table: id, channel, comment (the text column), with clear themes.
+
+    With ``specials``, row 2 is a formula, row 3 a script tag and row 4 Markdown, so they
+    show in the preview (its first 50 rows)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_rows):
+        theme = themes[i % len(themes)]
+        starts, ends = THEMES[theme]
+        comment = f"{rng.choice(starts)} {rng.choice(ends)}"
+        rows.append(
+            {"id": str(1000 + i), "channel": rng.choice(["email", "chat", "store"]), "comment": comment}
+        )
+    if specials:
+        rows[1]["comment"] = FORMULA
+        rows[2]["comment"] = SCRIPT
+        rows[3]["comment"] = MARKDOWN
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["id", "channel", "comment"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8"), rows
+
+
+def ensure_chromium() -> str | None:
+    """The Chromium to drive; tries ``apt-get install chromium`` once when it is missing."""
+    if not chromium_available() and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(
+            "apt-get update -qq && apt-get install -y -qq chromium",
+            shell=True,
+            check=False,
+            capture_output=True,
+            timeout=600,
+        )
+    return CHROMIUM if chromium_available() else None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if ensure_chromium() is None:
+        pytest.skip(f"no Chromium at {CHROMIUM} and `apt-get install chromium` is not possible here")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(browser, tmp_path_factory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("e2e")
+    with streamlit_server(root / "workspaces", root / "cache") as url:
+        yield url
+
+
+class Session:
+    """One browser tab on the app; fails the test if any dialog (e.g. an injected alert) opens."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        self.context.set_default_timeout(STEP_S * 1000)
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.page.on("dialog", self._dialog)
+        self.page.goto(url)
+        expect(self.page.get_by_role("heading", name="Clusterlab")).to_be_visible()
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def upload(self, name: str, data: bytes) -> None:
+        self.page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+            {"name": name, "mimeType": "text/csv", "buffer": data}
+        )
+        expect(self.page.get_by_role("heading", name="Preview")).to_be_visible()
+
+    def cluster(self) -> None:
+        self.page.get_by_role("button", name="Cluster the texts").click()
+
+    def wait_clustered(self) -> str:
+        done = self.page.get_by_text(re.compile(r"\d+ clusters in [\d,]+ rows"))
+        expect(done).to_be_visible(timeout=CLUSTERING_S * 1000)
+        return done.inner_text()
+
+    def open(self, title: str) -> None:
+        self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+
+    def assert_sidebar_lists_only(self, own: str, other: str) -> None:
+        sidebar = self.page.get_by_test_id("stSidebarUserContent")
+        expect(sidebar).to_contain_text(own)
+        expect(sidebar).not_to_contain_text(other)
+        datasets = sidebar.get_by_role("button", name=re.compile(r"rows$")).all_inner_texts()
+        assert len(datasets) == 1 and own in datasets[0], datasets
+
+    def assert_no_errors(self) -> None:
+        assert self.page.get_by_test_id("stException").count() == 0
+        assert self.page.get_by_test_id("stAlertContentError").count() == 0
+        assert self.dialogs == [], f"a dialog opened: user text ran as script: {self.dialogs}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
+    data, rows = feedback_csv(300, list(THEMES), seed=1)
+    user = Session(browser, app_url)
+    try:
+        page = user.page
+        user.upload("feedback.csv", data)
+        expect(page.get_by_text("feedback.csv: 300 rows, 3 columns")).to_be_visible()
+        # user text is shown as text in the preview: the script tag is a cell, never markup
+        grid = page.get_by_test_id("stDataFrame")
+        expect(grid.get_by_role("gridcell", name=SCRIPT, exact=True, include_hidden=True)).to_have_count(1)
+        expect(grid.get_by_role("gridcell", name=MARKDOWN, exact=True, include_hidden=True)).to_have_count(1)
+        assert not page.evaluate("() => [...document.scripts].some(s => s.text.includes('xss'))")
+        # the suggested text column is the one with the longest texts
+        expect(page.get_by_role("combobox", name="Column with the texts")).to_have_value("comment")
+
+        user.cluster()
+        summary = user.wait_clustered()
+        n_clusters = int(summary.split()[0])
+        assert n_clusters >= 3, summary
+        user.assert_no_errors()
+
+        user.open("Explore")
+        expect(page.get_by_role("heading", name=re.compile(r"^\d+ clusters$"))).to_be_visible()
+        chart = page.get_by_test_id("stPlotlyChart").first
+        expect(chart.locator(".js-plotly-plot")).to_be_visible()
+        assert chart.locator("canvas").count() > 0, "no WebGL canvas: the map's points are not drawn"
+        legend = chart.locator("g.legend g.traces")  # one entry per cluster (+ unclustered)
+        expect(legend.first).to_be_visible()
+        assert legend.count() >= n_clusters
+        expect(page.get_by_text("The map could not be drawn")).to_have_count(0)
+
+        done = page.get_by_text(re.compile(r"^Done in [\d.]+ s: \d+ clusters"))
+        expect(done).to_have_count(0)  # opening Explore shows the result it has, no re-run
+
+        # a clustering slider re-runs clustering and labeling only: embedding comes from cache
+        slider = page.get_by_role("slider", name="Min cluster size (0 = automatic)")
+        slider.focus()
+        for _ in range(8):
+            slider.press("ArrowRight")
+        expect(slider).to_have_value("8")
+        expect(done).to_be_visible(timeout=CLUSTERING_S * 1000)
+        expect(done).to_have_text(re.compile(r"\(preprocess, embed, reduce from cache\)$"))
+        expect(page.get_by_role("heading", name=re.compile(r"^\d+ clusters$"))).to_be_visible()
+        user.assert_no_errors()
+
+        user.open("Export")
+        button = page.get_by_role("button", name="Table as CSV")
+        expect(button).to_be_visible()
+        with page.expect_download() as download_info:
+            button.click()
+        download = download_info.value
+        assert download.suggested_filename == "feedback_clusters.csv"
+        raw = Path(download.path()).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf"), "the CSV is utf-8 with a BOM, for Excel"
+        table = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+        header = list(table[0])
+        assert header == ["id", "channel", "comment", *OUTPUT_COLUMNS]  # every original column kept
+        assert [c for c in header if c in REQUIRED_COLUMNS] == REQUIRED_COLUMNS
+        assert len(table) == 300
+        assert [r["id"] for r in table] == [r["id"] for r in rows]  # every row, in order
+        expected = [r["comment"] for r in rows]
+        expected[1] = "'" + FORMULA  # spreadsheet-safe: a formula is neutralised
+        assert [r["comment"] for r in table] == expected
+        assert [r["channel"] for r in table] == [r["channel"] for r in rows]
+        ids = {int(r["cluster_id"]) for r in table}
+        assert len(ids - {-1}) >= 2
+        for r in table:  # every row has a text here, so every row is placed and labelled
+            assert r["cluster_label"], r
+            assert 0.0 <= float(r["cluster_probability"]) <= 1.0, r
+            assert int(r["raw_cluster_id"]) >= -1 and math.isfinite(float(r["x"]) + float(r["y"])), r
+        user.assert_no_errors()
+    finally:
+        user.close()
+
+
+def test_two_workspaces_at_once_stay_apart(browser, app_url):
+    alpha, _ = feedback_csv(90, ["billing", "crash", "login"], seed=2, specials=False)
+    beta, _ = feedback_csv(80, ["delivery", "praise"], seed=3, specials=False)
+    token = secrets.token_urlsafe(18)
+    first = Session(browser, app_url)  # no token: the app makes a new workspace
+    second = Session(browser, f"{app_url}/?ws={token}")
+    try:
+        first_token = re.search(r"[?&]ws=([\w-]+)", first.page.url).group(1)
+        assert first_token != token
+        assert f"ws={token}" in second.page.url
+
+        first.upload("alpha_survey.csv", alpha)
+        second.upload("beta_tickets.csv", beta)
+        first.cluster()
+        second.cluster()  # both run at the same time on the one server
+        assert "90 rows" in first.wait_clustered()
+        assert "80 rows" in second.wait_clustered()
+
+        for user, own, other in ((first, "alpha_survey.csv", "beta"), (second, "beta_tickets.csv", "alpha")):
+            user.assert_sidebar_lists_only(own, other)
+            user.page.reload()  # a new session on the same workspace lists what is on disk
+            expect(user.page.get_by_role("heading", name="Clusterlab")).to_be_visible()
+            user.assert_sidebar_lists_only(own, other)
+            user.assert_no_errors()
+    finally:
+        first.close()
+        second.close()
