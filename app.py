@@ -13,6 +13,7 @@ from pages import ui
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Clusterlab", page_icon="🧭", layout="wide")
 
+st.session_state["via_app"] = True
 ws = ui.workspace()
 navigation = st.navigation(
     [

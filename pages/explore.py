@@ -5,9 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pipeline import InputError, plots
+from pipeline import InputError, PipelineError, plots
 from pipeline.edits import corpus_of, edited_clusters, merge, rename
 
+ui.require_app()
 ws = ui.workspace()
 dataset_id = ui.current_dataset(ws)
 if dataset_id is None:
@@ -22,12 +23,22 @@ if column is None:
     st.stop()
 
 with st.sidebar:
-    values = ui.settings_widgets(info.rows, ws.state(dataset_id).get("settings", {}))
+    saved = ws.state(dataset_id).get("settings", {})
+    values = ui.settings_widgets(info.rows, saved)
+    values |= ui.llm_widgets(saved)
 ui.save_settings(ws, dataset_id, column, values)
-config = ui.build_config(column, values)
+try:
+    config = ui.build_config(column, ui.pipeline_values(values))
+except PipelineError as exc:  # e.g. a server URL that is not a URL
+    st.error(
+        ui.md_escape(exc.message) + ("  \n**What to do:** " + ui.md_escape(exc.hint) if exc.hint else "")
+    )
+    st.stop()
 result = ui.run_with_status(ws, dataset_id, config)
 if result is None:
     st.stop()
+ui.show_llm_estimate(ws, dataset_id, result, values)
+ui.show_label_fallbacks(result)
 
 edits = ui.edits_for(ws, dataset_id)
 edited = ui.edited(ws, dataset_id, result)

@@ -7,9 +7,10 @@ from pipeline import InputError
 from pipeline.edits import edited_clusters, edited_table
 from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 
+ui.require_app()
 ws = ui.workspace()
 dataset_id = ui.current_dataset(ws)
-result = st.session_state.get("result")
+result = ui.saved_result(ws, dataset_id) if dataset_id is not None else None
 if dataset_id is None or result is None:
     st.info("Run a clustering first (Upload, then Cluster the texts).")
     st.page_link("pages/upload.py", label="Go to Upload", icon="📄")

@@ -68,10 +68,23 @@ def workspace() -> Workspace:
 
 
 def current_dataset(ws: Workspace) -> str | None:
+    """The open dataset; after a reload or a bookmark, the workspace's newest one."""
+    datasets = ws.datasets()
     dataset_id = st.session_state.get("dataset_id")
-    if dataset_id and dataset_id in {d.id for d in ws.datasets()}:
+    if dataset_id and dataset_id in {d.id for d in datasets}:
         return dataset_id
+    if datasets and "dataset_id" not in st.session_state:  # a new session: reopen, don't ask again
+        select_dataset(ws, datasets[0].id)
+        return datasets[0].id
     return None
+
+
+def require_app() -> None:
+    """Pages run through app.py's navigation. On a fresh server, a bookmarked page URL can
+    reach a page script directly (Streamlit's pages/ folder mode): go through app.py first."""
+    if not st.session_state.get("via_app"):
+        workspace()  # keep ?ws= from the bookmark
+        st.switch_page("app.py")
 
 
 def select_dataset(ws: Workspace, dataset_id: str | None) -> None:
@@ -96,22 +109,25 @@ def sidebar(ws: Workspace) -> None:
             st.caption("None yet: upload a file or try the sample.")
         current = st.session_state.get("dataset_id")
         for info in datasets:
-            cols = st.columns([5, 1])
-            marker = "▶ " if info.id == current else ""
-            if cols[0].button(
-                f"{marker}{md_escape(info.name)} · {info.rows:,} rows",  # labels render Markdown
+            if st.button(
+                f"{md_escape(info.name)} · {info.rows:,} rows",  # button labels render Markdown
                 key=f"open:{info.id}",
                 width="stretch",
-                help="open this dataset",
+                type="primary" if info.id == current else "secondary",
+                help=f"{info.rows:,} rows, {len(info.columns)} columns; added {info.added_at[:10]}",
             ):
                 select_dataset(ws, info.id)
                 st.rerun()
-            if cols[1].button(
-                "🗑", key=f"delete:{info.id}", help="delete this dataset and its cached results"
+        if current and current in {d.id for d in datasets}:
+            if st.button(
+                "Delete the open dataset",
+                key=f"delete:{current}",
+                icon="🗑",
+                help="removes the file, its settings, edits and cached results from this workspace",
             ):
-                ws.delete(info.id)
-                if info.id == current:
-                    select_dataset(ws, None)
+                ws.delete(current)
+                select_dataset(ws, None)
+                st.session_state["dataset_id"] = None
                 st.rerun()
         st.divider()
         st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
@@ -201,8 +217,107 @@ def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:
     return PipelineConfig().with_values({"preprocess.text_column": text_column, **values})
 
 
+def api_key() -> str | None:
+    """The key typed in the app (kept in this browser session only), else secrets.toml; the
+    pipeline falls back to $OPENAI_API_KEY. It is never saved with the settings."""
+    typed = str(st.session_state.get("llm_key") or "").strip()
+    if typed:
+        return typed
+    try:
+        return st.secrets.get("OPENAI_API_KEY")
+    except Exception:  # no secrets.toml
+        return None
+
+
 def runtime() -> pipeline.Runtime:
-    return pipeline.Runtime()
+    return pipeline.Runtime(llm_api_key=api_key())
+
+
+def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Opt-in cluster names from an OpenAI-compatible API; returns its ``label.*`` settings."""
+    from pipeline.config import DEFAULT_LLM_MODEL, DEFAULT_LLM_URL
+
+    saved = saved or {}
+
+    def get(key: str, default: Any) -> Any:
+        return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
+
+    values: dict[str, Any] = {}
+    with st.expander("Names from a language model"):
+        st.caption(
+            "Any OpenAI-compatible server: OpenAI, or a local Ollama, llama.cpp or vLLM. "
+            "Only cluster keywords and a few example texts are sent; unclustered texts never are."
+        )
+        get("label.llm.base_url", DEFAULT_LLM_URL)
+        values["label.llm.base_url"] = st.text_input("Server URL", key="set:label.llm.base_url").strip()
+        get("label.llm.model", DEFAULT_LLM_MODEL)
+        values["label.llm.model"] = st.text_input("Model", key="set:label.llm.model").strip()
+        st.text_input(
+            "API key",
+            type="password",
+            key="llm_key",
+            help="kept in this browser session only; or set OPENAI_API_KEY / .streamlit/secrets.toml",
+        )
+        get("label.llm.max_clusters", 0)
+        values["label.llm.max_clusters"] = st.number_input(
+            "Label at most this many clusters, largest first (0 = all)",
+            0,
+            1000,
+            key="set:label.llm.max_clusters",
+        )
+        get("llm_on", False)
+        on = st.toggle("Name clusters with the model", key="set:llm_on")
+    values["label.method"] = "llm" if on else "keywords"
+    values["llm_on"] = on
+    return values
+
+
+def pipeline_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Widget values without the app's own switches (what PipelineConfig accepts)."""
+    return {k: v for k, v in values.items() if k != "llm_on"}
+
+
+def show_llm_estimate(
+    ws: Workspace, dataset_id: str, result: pipeline.Result, values: dict[str, Any]
+) -> None:
+    """Before any call: how many calls and roughly how many tokens naming the clusters takes."""
+    if values.get("llm_on"):
+        return
+    try:
+        config = result.config.with_values({**pipeline_values(values), "label.method": "llm"})
+        estimate = pipeline.estimate_llm_labels(result, config, cache_dir=ws.cache_dir(dataset_id))
+    except PipelineError as exc:
+        st.sidebar.warning(md_escape(exc.message))
+        return
+    st.sidebar.caption(md_escape(f"Naming with the model would take {estimate}."))
+
+
+def show_label_fallbacks(result: pipeline.Result) -> None:
+    failed = [f for f in result.label_fallbacks if f.kind == "failed"]
+    capped = [f for f in result.label_fallbacks if f.kind == "capped"]
+    if failed:
+        lines = "; ".join(f"cluster {f.cluster}: {f.reason}" for f in failed[:10])
+        st.warning(
+            md_escape(
+                f"{len(failed)} clusters kept keyword names because the model call failed ({lines}). "
+                "Running again asks only for those."
+            )
+        )
+    if capped:
+        st.info(md_escape(f"{len(capped)} smaller clusters kept keyword names (over the cap)."))
+
+
+def saved_result(ws: Workspace, dataset_id: str) -> pipeline.Result | None:
+    """The open result, or the dataset's last settings run again (loads from the cache)."""
+    key = st.session_state.get("result_key")
+    if key is not None and key[0] == dataset_id and st.session_state.get("result") is not None:
+        return st.session_state["result"]
+    column = text_column(ws, dataset_id)
+    if column is None:
+        return None
+    return run_with_status(
+        ws, dataset_id, build_config(column, pipeline_values(ws.state(dataset_id).get("settings", {})))
+    )
 
 
 def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> pipeline.Result | None:

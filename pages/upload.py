@@ -6,6 +6,7 @@ import pipeline
 from pages import ui
 from pipeline import InputError
 
+ui.require_app()
 ws = ui.workspace()
 st.title("Clusterlab")
 st.write(

@@ -255,7 +255,7 @@ def test_upload_shows_preview_and_suggests_the_long_text_column_which_can_be_cha
     column = at.selectbox(key=f"text_column:{at.session_state['dataset_id']}")
     assert column.options == ["id", "code", "note", "comment"]
     assert column.value == "comment"  # the string column with the longest texts
-    assert sidebar_datasets(at) == ["▶ topics\\.csv · 120 rows"]  # a label is Markdown: escaped
+    assert sidebar_datasets(at) == ["topics\\.csv · 120 rows"]  # a label is Markdown: escaped
 
     column.set_value("note").run()
     at.switch_page("pages/explore.py").run()  # the choice counts without pressing Cluster
@@ -271,7 +271,7 @@ def test_sample_button_loads_the_bundled_sample(app):
     assert_healthy(at)
     assert any(t.startswith("sample_feedback.csv: 420 rows") for t in texts(at))
     assert at.selectbox[0].value == pipeline.SAMPLE_TEXT_COLUMN
-    assert sidebar_datasets(at) == ["▶ sample\\_feedback\\.csv · 420 rows"]
+    assert sidebar_datasets(at) == ["sample\\_feedback\\.csv · 420 rows"]
 
 
 # ---------------------------------------------------------------------------- run and sliders
@@ -615,8 +615,8 @@ def test_workspaces_are_isolated_and_a_bookmark_returns_to_its_datasets(app):
     alice, bob = new_token(), new_token()
     at_alice = upload(app.open(alice), "alice.csv", topic_csv(seed=1))
     at_bob = upload(app.open(bob), "bob.csv", topic_csv(seed=2))
-    assert sidebar_datasets(at_alice) == ["▶ alice\\.csv · 120 rows"]
-    assert sidebar_datasets(at_bob) == ["▶ bob\\.csv · 120 rows"]
+    assert sidebar_datasets(at_alice) == ["alice\\.csv · 120 rows"]
+    assert sidebar_datasets(at_bob) == ["bob\\.csv · 120 rows"]
     assert at_alice.query_params["ws"] == alice and at_bob.query_params["ws"] == bob
 
     # Bob cannot open Alice's dataset even knowing its id
@@ -658,3 +658,56 @@ def test_deleting_a_dataset_removes_its_folder_and_cached_results(app):
     assert not at.dataframe
     at.switch_page("pages/explore.py").run()
     assert [i.value for i in at.info] == ["Upload a file or try the sample first."]
+
+
+# ---------------------------------------------------------------------------- reopen, LLM names
+
+
+def test_a_bookmark_reopens_the_newest_dataset_and_export_loads_it_from_cache(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    token = at.query_params["ws"]
+    app.calls.clear()
+    later = app.open(ws=token)  # a new browser session on the bookmarked link
+    later.switch_page("pages/export.py").run()
+    assert_healthy(later)
+    assert {b.key for b in later.get("download_button")} >= {"dl_csv", "dl_xlsx", "dl_parquet"}
+    assert app.calls == []  # every stage came from the cache: nothing computed
+    rows = pd.read_csv(io.BytesIO(app.downloaded(later, "dl_csv")), encoding="utf-8-sig")
+    assert len(rows) == 120 and rows["cluster_id"].notna().all()
+
+
+def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch):
+    from tests.test_llm_server import ChatServer
+
+    secret = "sk-test-app-secret-123"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(
+        ui,
+        "runtime",
+        lambda: pipeline.Runtime(
+            embedder=app.embedder, chunk_size=50, heartbeat_s=0.5, llm_api_key=ui.api_key()
+        ),
+    )
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    with ChatServer() as server:
+        at.text_input(key="set:label.llm.base_url").input(server.url)
+        at.text_input(key="set:label.llm.model").input("test-model")
+        at.text_input(key="llm_key").input(secret).run()
+        assert_healthy(at)
+        estimate = [c.value for c in at.sidebar.caption if "Naming with the model" in c.value]
+        assert estimate and "4 API calls for 4 clusters" in unescape(estimate[0])
+        assert server.attempts == 0  # nothing is sent before the user switches it on
+        at.toggle(key="set:llm_on").set_value(True).run()
+        assert_healthy(at)
+        labels = cluster_table(at)["label"].tolist()
+        assert sum(label.startswith("Topic ") for label in labels) == 4
+        assert server.attempts == 4
+        assert all(r.authorization == f"Bearer {secret}" for r in server.requests)
+        at.slider(key="set:cluster.min_samples").set_value(3).run()  # same clusters: no new calls
+        assert server.attempts == 4
+    stored = b"".join(p.read_bytes() for p in app.workspace_dir(at).rglob("*") if p.is_file())
+    assert secret.encode() not in stored
+    assert all(secret not in text for text in markdown_on_screen(at))
