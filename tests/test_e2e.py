@@ -35,6 +35,8 @@ MARKDOWN = "**bold** [click me](http://example.com) _refund_ please"
 REQUIRED_COLUMNS = ["cluster_id", "cluster_label", "cluster_probability", "raw_cluster_id", "x", "y"]
 CLUSTERING_S = 150  # first run loads the model and compiles UMAP: slow on a 2-core machine
 STEP_S = 30
+# a loaded 2-core machine can take longer than Playwright's 5 s default to draw a chart
+expect.set_options(timeout=STEP_S * 1000)
 
 THEMES = {
     "billing": (
