@@ -711,3 +711,15 @@ def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch)
     stored = b"".join(p.read_bytes() for p in app.workspace_dir(at).rglob("*") if p.is_file())
     assert secret.encode() not in stored
     assert all(secret not in text for text in markdown_on_screen(at))
+
+
+def test_a_200k_row_file_uploads_and_previews_without_stalling(app):
+    rng = random.Random(5)
+    words = [w for topic in TOPICS.values() for w in topic]
+    lines = ["id,comment"] + [f"{i},{' '.join(rng.sample(words, 5))}" for i in range(200_000)]
+    at = app.open()
+    at = upload(at, "big.csv", ("\n".join(lines) + "\n").encode())
+    assert_healthy(at)
+    assert "big.csv: 200,000 rows, 2 columns" in texts(at)
+    assert len(at.dataframe[0].value) == 50  # the preview, not the whole table, goes to the browser
+    assert at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").value == "comment"
