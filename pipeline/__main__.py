@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .cache import default_cache_dir
-from .config import RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
+from .config import DEVICES, RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
 from .context import Runtime
 from .errors import ConfigError, InputError, PipelineError
 from .events import Event
@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--chunk-size", type=int, default=1000, help="texts per cached embedding chunk")
         p.add_argument(
-            "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs"
+            "--device",
+            choices=DEVICES,
+            help="where the model runs (default auto: a GPU when one is present); same as --set "
+            "embed.device=..., and wins over it. Never part of a cache key",
         )
 
     run_p = sub.add_parser(
@@ -257,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log_path = _setup_logging(cache_dir)
         config, runtime_values = _settings(args)
-        runtime = Runtime(device=args.device, chunk_size=max(1, args.chunk_size)).with_values(runtime_values)
+        if args.device:  # the flag wins over embed.device from a file or --set
+            runtime_values["embed.device"] = args.device
+        runtime = Runtime(chunk_size=max(1, args.chunk_size)).with_values(runtime_values)
         command = _cmd_run if args.command == "run" else _cmd_plan
         return command(args, config, cache_dir, runtime)
     except (InputError, ConfigError) as exc:

@@ -27,11 +27,14 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_LLM_URL = "https://api.openai.com/v1"
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
 OPTIONAL_STAGES = ("reduce",)
+BACKENDS = ("torch", "onnx-int8", "model2vec")  # see pipeline/embedders
+DEVICES = ("auto", "cpu", "cuda")
 LABEL_METHODS = ("keywords", "llm")
 
 # Settings that TOML files and --set may carry but that never change a result: they go to
 # context.Runtime (key -> field name), so they are outside every cache key.
 RUNTIME_KEYS: dict[str, str] = {
+    "embed.device": "device",
     "label.llm.concurrency": "llm_concurrency",
     "label.llm.timeout_s": "llm_timeout_s",
     "label.llm.max_retries": "llm_max_retries",
@@ -72,11 +75,11 @@ class PreprocessParams:
 @dataclass(frozen=True)
 class EmbedParams:
     model: str = DEFAULT_MODEL  # a sentence-transformers name or a local folder
-    backend: str = "torch"
+    backend: str = "torch"  # torch | onnx-int8 | model2vec (the device is a run-time setting)
 
     def __post_init__(self):
         _check("embed", "model", self.model, bool(str(self.model).strip()), "a model name or folder")
-        _check("embed", "backend", self.backend, self.backend in ("torch",), "'torch'")
+        _check("embed", "backend", self.backend, self.backend in BACKENDS, " or ".join(map(repr, BACKENDS)))
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,10 @@ class ClusterParams:
     min_cluster_size: int = 0  # 0 = chosen from the corpus size
     min_samples: int = 0  # 0 = chosen from min_cluster_size
     method: str = "eom"  # HDBSCAN cluster selection: "eom" or "leaf"
+    epsilon: float = -1.0  # HDBSCAN cluster_selection_epsilon; -1 = chosen from the reduction
     assign_outliers: bool = False  # put noise points into their nearest cluster
-    n_clusters: int = 0  # k for k-means
-    seed: int = 42
+    n_clusters: int = 0  # k for k-means; with hdbscan: about this many clusters (0 = HDBSCAN decides)
+    seed: int = 42  # k-means, and the subsamples of the stability readout
 
     def __post_init__(self):
         _check(
@@ -128,6 +132,13 @@ class ClusterParams:
         )
         _check("cluster", "min_samples", self.min_samples, self.min_samples >= 0, "0 (automatic) or >= 1")
         _check("cluster", "method", self.method, self.method in ("eom", "leaf"), "'eom' or 'leaf'")
+        _check(
+            "cluster",
+            "epsilon",
+            self.epsilon,
+            self.epsilon == -1.0 or 0.0 <= self.epsilon <= 100.0,
+            "-1 (automatic) or a distance 0..100 (0 = off)",
+        )
         _check("cluster", "n_clusters", self.n_clusters, self.n_clusters >= 0, "0 or a positive integer")
         _check_seed("cluster", self.seed)
         if self.algorithm == "kmeans":
@@ -138,6 +149,14 @@ class ClusterParams:
                 self.n_clusters >= 1,
                 "a number of clusters >= 1 when cluster.algorithm = 'kmeans'",
             )
+
+
+STOP_WORD_LANGUAGES = ("en", "es", "de", "fr", "pt", "it", "nl", "zh", "ja")  # see pipeline/terms.py
+
+
+def _language_codes(value: str) -> bool:
+    codes = [c.strip() for c in str(value).split(",")]
+    return bool(codes) and all(c in STOP_WORD_LANGUAGES for c in codes)
 
 
 @dataclass(frozen=True)
@@ -188,7 +207,7 @@ class LabelParams:
     n_keywords: int = 8
     n_representatives: int = 3
     label_words: int = 3  # keywords joined into the short label
-    stop_words: str = "english"  # or "none"
+    stop_words: str = "auto"  # "auto" (English + languages found), "english", "none", or codes "en,de"
     max_ngram: int = 2
     method: str = "keywords"  # "keywords" (offline) or "llm" (label.llm.*)
     llm: LLMParams = field(default_factory=LLMParams)
@@ -204,8 +223,8 @@ class LabelParams:
             "label",
             "stop_words",
             self.stop_words,
-            self.stop_words in ("english", "none"),
-            "'english' or 'none'",
+            self.stop_words in ("auto", "english", "none") or _language_codes(self.stop_words),
+            f"'auto', 'english', 'none' or language codes among {','.join(STOP_WORD_LANGUAGES)} (e.g. 'en,de')",
         )
         _check("label", "max_ngram", self.max_ngram, 1 <= self.max_ngram <= 3, "1..3")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .cache import Cache
-from .config import RUNTIME_KEYS, _check, _coerce
+from .config import DEVICES, RUNTIME_KEYS, _check, _coerce
 from .errors import Cancelled, ConfigError
 from .events import Event
 
@@ -63,7 +63,7 @@ class Secret:
 class Runtime:
     """Run-time settings that do not change results."""
 
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda (--device, or embed.device in files and --set)
     batch_size: int = 32  # sentence-transformers default
     chunk_size: int = 1000  # texts per cached embedding chunk
     heartbeat_s: float = 2.0  # a progress event at least this often while a stage runs
@@ -79,6 +79,7 @@ class Runtime:
         if key is not None and not isinstance(key, Secret):
             # an empty password field means "no key", not an empty key
             object.__setattr__(self, "llm_api_key", Secret(str(key).strip()) if str(key).strip() else None)
+        _check("embed", "device", self.device, self.device in DEVICES, " or ".join(map(repr, DEVICES)))
         _check("label.llm", "concurrency", self.llm_concurrency, 1 <= self.llm_concurrency <= 64, "1..64")
         _check(
             "label.llm",

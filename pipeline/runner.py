@@ -106,10 +106,12 @@ def stages_for(config: PipelineConfig) -> list[StageSpec]:
         StageSpec(
             "cluster",
             cluster_mod.VERSION,
-            ("projection", "corpus"),
+            ("projection", "corpus", "embeddings"),
             "clustering",
             lambda c, r: c.cluster,
-            lambda a, c, x: cluster_mod.cluster(a["projection"], c.cluster, x, weights=a["corpus"].counts),
+            lambda a, c, x: cluster_mod.cluster(
+                a["projection"], c.cluster, x, weights=a["corpus"].counts, vectors=a["embeddings"].vectors
+            ),
         ),
         StageSpec(
             "label",

@@ -109,6 +109,8 @@ class Clustering:
     probabilities: np.ndarray  # float32 membership strength (1.0 for k-means)
     algorithm: str
     resolved: dict[str, Any] = field(default_factory=dict)  # automatic settings as chosen
+    # quality.readouts: clusters, noise_share, separation, stability (+ how each is measured)
+    readouts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_clusters(self) -> int:

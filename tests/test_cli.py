@@ -82,7 +82,15 @@ def test_run_writes_table_summary_manifest_and_events(feedback_csv, tmp_path, fa
     assert set(table.loc[table.cluster_id != "", "cluster_id"].astype(int)) <= {-1, 0, 1, 2, 3}
 
     clusters = pd.read_csv(tmp_path / "out" / "labeled.clusters.csv", encoding="utf-8-sig")
-    assert list(clusters.columns) == ["id", "label", "size", "share", "keywords", "representative_texts"]
+    assert list(clusters.columns) == [
+        "id",
+        "label",
+        "size",
+        "share",
+        "keywords",
+        "representative_texts",
+        "parent_id",
+    ]
     assert clusters["size"].sum() == 119
 
     manifest = json.loads((tmp_path / "out" / "labeled.manifest.json").read_text())

@@ -124,6 +124,7 @@ def test_the_model_labels_and_describes_every_cluster(topic_table, cache_dir, fa
         "share",
         "keywords",
         "representative_texts",
+        "parent_id",
         "description",
     ]
     expected = {f"Topic {kws[0]}" for kws in result.labels.clusters["keywords"]}

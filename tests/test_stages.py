@@ -87,9 +87,13 @@ def test_kmeans_with_more_clusters_than_texts_says_what_to_do():
 
 
 def test_automatic_min_cluster_size_grows_with_the_corpus():
+    # sqrt(n)/6, at least 5 (at most n/4): smaller than before (sqrt(n)/2), so sets of many small
+    # topics keep them; the automatic selection epsilon joins the pieces of broad topics again
     assert auto_min_cluster_size(2) == 2
-    assert auto_min_cluster_size(400) == 10
-    assert auto_min_cluster_size(10_000) == 50
+    assert auto_min_cluster_size(12) == 3
+    assert auto_min_cluster_size(400) == 5
+    assert auto_min_cluster_size(10_000) == 17
+    assert auto_min_cluster_size(1_000_000) == 167
 
 
 def test_all_noise_is_a_warning_not_a_crash():

@@ -1,8 +1,14 @@
 """Embedding backends behind one protocol.
 
 The embed stage only knows ``Embedder``: ``identity`` (goes into cache keys) and
-``encode(texts) -> float32 array``. A new backend is a class here and a name in
-``load_embedder``; no other stage changes.
+``encode(texts) -> float32 array``. A new backend is a class (here or in a module beside
+this one) and a name in ``config.BACKENDS`` and ``load_embedder``; no other stage changes.
+
+* ``torch``: sentence-transformers on PyTorch, CPU or GPU (``Runtime.device``).
+* ``onnx-int8``: the same model exported to ONNX and quantized to int8, on ONNX Runtime (CPU).
+* ``model2vec``: a static model distilled from the same model (CPU, numpy); a fast preview.
+The two built backends make their model files once, from the local weights, in
+``<cache>/models``.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..config import DEFAULT_MODEL, EmbedParams
+from ..config import BACKENDS, DEFAULT_MODEL, EmbedParams
 from ..errors import StageError
+from . import _build
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +135,60 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-_loaded: dict[tuple[str, str, str, int], Embedder] = {}
+_loaded: dict[tuple[str, str, str, int, str], Embedder] = {}
 _loaded_lock = threading.Lock()
 
 
+def _suffix(backend: str) -> str:
+    if backend == "torch":
+        return ""
+    from . import onnx_int8, static
+
+    return {"onnx-int8": onnx_int8.identity_suffix, "model2vec": static.identity_suffix}[backend]()
+
+
 def embedder_identity(params: EmbedParams) -> str:
-    """What an embedder for these params would be called, without loading any weights."""
-    return f"{params.backend}:{resolve_model(params.model)[1]}"
+    """What an embedder for these params would be called, without loading any weights.
+
+    Backend, model and (for the built backends) runtime version and recipe: it changes whenever
+    the vectors would, and it is part of every embedding cache key.
+    """
+    return f"{params.backend}:{resolve_model(params.model)[1]}{_suffix(params.backend)}"
 
 
-def load_embedder(params: EmbedParams, device: str = "auto", batch_size: int = 64) -> Embedder:
-    """The embedder for ``params``; built once per process (weights load on first use)."""
-    key = (params.backend, params.model, device, batch_size)
+def load_embedder(
+    params: EmbedParams, device: str = "auto", batch_size: int = 64, cache_location: Path | None = None
+) -> Embedder:
+    """The embedder for ``params``; built once per process (weights load on first use).
+
+    ``cache_location`` is the pipeline cache: the built backends keep their model files in its
+    ``models`` folder (the default cache folder's when it is None).
+    """
+    models = _build.models_root(cache_location)
+    key = (params.backend, params.model, device, batch_size, str(models))
     with _loaded_lock:
         if key not in _loaded:
-            if params.backend == "torch":
-                _loaded[key] = SentenceTransformerEmbedder(params.model, device, batch_size)
-            else:  # guarded by EmbedParams; kept for backends added later
-                raise StageError("embed", f"unknown backend {params.backend!r}", hint="use torch")
+            _loaded[key] = _make(params, device, batch_size, models)
         return _loaded[key]
+
+
+def _make(params: EmbedParams, device: str, batch_size: int, models: Path) -> Embedder:
+    if params.backend == "torch":
+        return SentenceTransformerEmbedder(params.model, device, batch_size)
+    if device == "cuda":
+        raise StageError(
+            "embed",
+            f"embed.backend={params.backend} runs on the CPU only; found embed.device=cuda",
+            hint="set embed.device to auto or cpu (--device), or use embed.backend=torch on the GPU",
+        )
+    source, model_identity = resolve_model(params.model)
+    if params.backend == "onnx-int8":
+        from .onnx_int8 import OnnxInt8Embedder
+
+        return OnnxInt8Embedder(source, model_identity, models, batch_size)
+    if params.backend == "model2vec":
+        from .static import Model2VecEmbedder
+
+        return Model2VecEmbedder(source, model_identity, models, device)
+    # guarded by EmbedParams; kept for backends added later
+    raise StageError("embed", f"unknown backend {params.backend!r}", hint=f"use one of {', '.join(BACKENDS)}")

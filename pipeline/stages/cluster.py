@@ -1,25 +1,119 @@
-"""cluster: HDBSCAN (noise is -1 and stays visible) or k-means, on the reduced coordinates."""
+"""cluster: HDBSCAN (noise is -1 and stays visible) or k-means, on the reduced coordinates.
+
+HDBSCAN runs with settings chosen from the data when left at 0 / -1 (see ``resolve``). With
+``n_clusters = K`` it returns about K clusters while keeping HDBSCAN's shapes: it finds finer
+HDBSCAN clusters (at least K), then joins the closest ones by Ward's criterion until K remain
+(``quality.ward_merges``); its noise stays noise. Every result carries readouts
+(``Clustering.readouts``: count, noise share, separation, stability).
+"""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 
+from .. import quality
 from ..config import ClusterParams
 from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import Clustering, Projection
 
-VERSION = 1
+VERSION = 2  # 2: smaller automatic sizes + selection epsilon; "about K"; kNN outliers; readouts
+UMAP_EPSILON = 0.4  # automatic cluster_selection_epsilon on UMAP coordinates (see auto_epsilon)
 
 
 def auto_min_cluster_size(n: int) -> int:
-    """About sqrt(n)/2, at least 2: 40 texts -> 3, 400 -> 10, 10,000 -> 50, 1M -> 500."""
-    return max(2, int(round(np.sqrt(n) / 2)))
+    """About sqrt(n)/6, at least 5 (and at most a quarter of the texts, at least 2):
+    40 texts -> 5, 400 -> 5, 10,000 -> 17, 1M -> 167.
+
+    Small on purpose: sets with many small topics (tweets, bank intents) need it, and the
+    selection epsilon (``auto_epsilon``) joins the pieces of broad topics again."""
+    return max(2, min(max(5, int(round(np.sqrt(n) / 6))), n // 4))
 
 
 def auto_min_samples(min_cluster_size: int) -> int:
     # Smaller than min_cluster_size: fewer points are declared noise in sparse regions.
-    return max(1, min_cluster_size // 4)
+    return max(1, min_cluster_size // 2)
+
+
+def auto_epsilon(projection: Projection) -> float:
+    """HDBSCAN's cluster_selection_epsilon when left automatic: 0.4 on UMAP coordinates, 0 on
+    PCA or raw embeddings (whose distances have another scale).
+
+    Clusters closer than this in the UMAP space are not split further. UMAP spreads well-separated
+    groups (bank intents, tweet topics) far apart and keeps the sub-topics of a broad theme (news
+    sections) close, so one value serves both; measured on the benchmark sets in
+    ``pipeline.bench_quality``. UMAP lays out neighbours at about the same distances whatever the
+    number of dimensions: with 10 instead of 5, 0.4 gave the same clusters (0.57 merged too much)."""
+    return UMAP_EPSILON if projection.method == "umap" else 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """HDBSCAN settings as resolved for one corpus."""
+
+    min_cluster_size: int
+    min_samples: int
+    method: str
+    epsilon: float
+
+
+def resolve(params: ClusterParams, projection: Projection, n: int) -> Settings:
+    """Fill in the automatic (0 / -1) settings for ``n`` distinct texts."""
+    mcs = params.min_cluster_size or auto_min_cluster_size(n)
+    ms = min(params.min_samples or auto_min_samples(mcs), max(n - 1, 1))
+    eps = auto_epsilon(projection) if params.epsilon < 0 else float(params.epsilon)
+    return Settings(mcs, ms, params.method, eps)
+
+
+class HdbscanTree:
+    """HDBSCAN's expensive part (the single-linkage tree for one ``min_samples``), built once;
+    ``labels`` applies min_cluster_size, selection method and epsilon to it cheaply."""
+
+    def __init__(self, coords: np.ndarray, min_samples: int):
+        import hdbscan
+
+        self.coords = coords
+        self.min_samples = max(1, min(min_samples, len(coords) - 1))
+        self.model = hdbscan.HDBSCAN(
+            min_cluster_size=2, min_samples=self.min_samples, core_dist_n_jobs=1
+        ).fit(coords)
+
+    def labels(self, min_cluster_size: int, method: str = "eom", epsilon: float = 0.0) -> np.ndarray:
+        return self.fit(min_cluster_size, method, epsilon)[0]
+
+    def fit(self, min_cluster_size: int, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, membership probabilities) for these settings."""
+        try:
+            from hdbscan.hdbscan_ import _tree_to_labels
+        except ImportError:  # a future hdbscan without it: fit again (slower, same result)
+            return _fit(self.coords, min_cluster_size, self.min_samples, method, epsilon)
+        labels, probabilities, *_ = _tree_to_labels(
+            self.coords,
+            self.model.single_linkage_tree_.to_numpy(),
+            min_cluster_size,
+            method,
+            cluster_selection_epsilon=epsilon,
+        )
+        return labels.astype(np.int64), np.nan_to_num(probabilities.astype(np.float32))
+
+
+def _fit(coords, min_cluster_size, min_samples, method, epsilon) -> tuple[np.ndarray, np.ndarray]:
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        cluster_selection_method=method,
+        cluster_selection_epsilon=epsilon,
+        core_dist_n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels = model.fit_predict(coords).astype(np.int64)
+    return labels, np.nan_to_num(model.probabilities_.astype(np.float32))
 
 
 def _renumber(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -33,16 +127,39 @@ def _renumber(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def assign_to_nearest(coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Give every -1 point the id of the nearest cluster centroid."""
-    ids = np.array(sorted(set(labels.tolist()) - {-1}), dtype=np.int64)
-    out = labels.copy()
-    noise = labels == -1
-    if len(ids) == 0 or not noise.any():
-        return out
-    centroids = np.stack([coords[labels == i].mean(axis=0) for i in ids])
-    distances = ((coords[noise, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    out[noise] = ids[np.argmin(distances, axis=1)]
-    return out
+    """Give every -1 point the cluster of its nearest clustered neighbours (a distance-weighted
+    vote of 15): it follows HDBSCAN's shapes, where the nearest centroid would not."""
+    return quality.assign_by_neighbours(coords, labels)
+
+
+def about_k(
+    coords: np.ndarray,
+    vectors: np.ndarray | None,
+    weights: np.ndarray,
+    noise: np.ndarray,
+    settings: Settings,
+    k: int,
+) -> tuple[np.ndarray, dict]:
+    """About ``k`` clusters from HDBSCAN: pieces from HDBSCAN without the selection epsilon (made
+    finer, with leaf selection and smaller sizes, until there are at least ``k``), every point
+    given to its piece's neighbours, then Ward merges of the pieces in ``quality.merge_space``
+    until ``k`` remain. Points in ``noise`` stay -1."""
+    mcs, ms, method = settings.min_cluster_size, settings.min_samples, settings.method
+    pieces, _ = _fit(coords, mcs, ms, method, 0.0)
+    while len(set(pieces.tolist()) - {-1}) < k and mcs > 2:
+        mcs = max(2, mcs // 2)
+        ms = max(1, min(ms, mcs // 2))
+        method = "leaf"
+        pieces, _ = _fit(coords, mcs, ms, method, 0.0)
+    found = len(set(pieces.tolist()) - {-1})
+    info = {"pieces": found, "pieces_min_cluster_size": mcs, "pieces_selection": method}
+    if found == 0:
+        return np.full(len(coords), -1, dtype=np.int64), info
+    full = quality.assign_by_neighbours(coords, pieces)
+    if found > k:
+        merges = quality.ward_merges(quality.merge_space(coords, vectors), full, weights)
+        full = quality.merge_to(full, merges, k)
+    return np.where(noise, -1, full), info
 
 
 def cluster(
@@ -50,8 +167,12 @@ def cluster(
     params: ClusterParams,
     ctx: StageContext | None = None,
     weights: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
 ) -> Clustering:
-    """Cluster the points; ids are numbered by size (0 = largest), -1 is noise."""
+    """Cluster the points; ids are numbered by size (0 = largest), -1 is noise.
+
+    ``weights`` (rows per distinct text) order the ids and weigh noise share and merges;
+    ``vectors`` (the embeddings) join the reduced coordinates when clusters are merged."""
     ctx = ctx or detached("cluster")
     coords = np.asarray(projection.coords, dtype=np.float64)
     n = len(coords)
@@ -62,37 +183,66 @@ def cluster(
         return Clustering(one, one.copy(), np.ones(1, np.float32), params.algorithm, {"n_texts": 1})
     if params.algorithm == "kmeans":
         return _kmeans(coords, params, ctx, weights)
-    mcs = params.min_cluster_size or auto_min_cluster_size(n)
-    if mcs > n:
+    settings = resolve(params, projection, n)
+    if settings.min_cluster_size > n:
         raise StageError(
             "cluster",
-            f"HDBSCAN cannot find clusters in {n:,} distinct texts with min_cluster_size={mcs}",
+            f"HDBSCAN cannot find clusters in {n:,} distinct texts with min_cluster_size={settings.min_cluster_size}",
             hint=f"lower cluster.min_cluster_size below {max(2, n // 2)} (or set it to 0 for automatic)",
         )
-    min_samples = params.min_samples or auto_min_samples(mcs)
-    min_samples = min(min_samples, n - 1)
-    ctx.progress(0.1, f"HDBSCAN on {n:,} points, min_cluster_size={mcs}, min_samples={min_samples}")
-    import hdbscan
-
-    model = hdbscan.HDBSCAN(
-        min_cluster_size=mcs,
-        min_samples=min_samples,
-        cluster_selection_method=params.method,
-        core_dist_n_jobs=1,
+    k = params.n_clusters
+    if k > n:
+        raise StageError(
+            "cluster",
+            f"cluster.n_clusters = {k} asks for more clusters than the {n:,} distinct texts",
+            hint=f"set cluster.n_clusters to at most {n} (or 0 to let HDBSCAN decide)",
+        )
+    ctx.progress(
+        0.1,
+        f"HDBSCAN on {n:,} points, min_cluster_size={settings.min_cluster_size}, "
+        f"min_samples={settings.min_samples}" + (f", about {k} clusters" if k else ""),
     )
-    raw = model.fit_predict(coords).astype(np.int64)
-    probabilities = np.nan_to_num(model.probabilities_.astype(np.float32))
+
+    def run(rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+        points = coords if rows is None else coords[rows]
+        vecs = vectors if vectors is None or rows is None else vectors[rows]
+        w = weights if rows is None else weights[rows]
+        labels, probabilities = _fit(
+            points, settings.min_cluster_size, settings.min_samples, settings.method, settings.epsilon
+        )
+        info: dict = {}
+        if k:
+            noise = labels == -1 if (labels >= 0).any() else np.zeros(len(points), dtype=bool)
+            labels, info = about_k(points, vecs, w, noise, settings, k)
+        return labels, probabilities, info
+
+    raw, probabilities, info = run()
     raw = _renumber(raw, weights)
-    resolved = {"min_cluster_size": mcs, "min_samples": min_samples, "n_texts": n}
+    found = len(set(raw.tolist()) - {-1})
+    resolved = {
+        "min_cluster_size": settings.min_cluster_size,
+        "min_samples": settings.min_samples,
+        "epsilon": settings.epsilon,
+        "n_texts": n,
+    }
+    if k:
+        resolved |= {"n_clusters": k, **info}
+        if found < k:
+            ctx.warn(
+                f"asked for about {k} clusters; HDBSCAN found only {found} groups even with "
+                f"min_cluster_size={info.get('pieces_min_cluster_size')}. Use cluster.algorithm=kmeans "
+                "for exactly k, or ask for fewer"
+            )
     if (raw == -1).all():
         ctx.warn(
-            f"HDBSCAN found no clusters in {n:,} distinct texts with min_cluster_size={mcs}; "
-            f"all are shown as unclustered. Lower cluster.min_cluster_size (e.g. {max(2, mcs // 2)})"
+            f"HDBSCAN found no clusters in {n:,} distinct texts with min_cluster_size={settings.min_cluster_size}; "
+            f"all are shown as unclustered. Lower cluster.min_cluster_size (e.g. {max(2, settings.min_cluster_size // 2)})"
         )
     labels = assign_to_nearest(coords, raw) if params.assign_outliers else raw.copy()
-    noise_share = float(weights[raw == -1].sum() / weights.sum())
-    ctx.progress(1.0, f"{len(set(raw.tolist()) - {-1})} clusters, {noise_share:.0%} unclustered")
-    return Clustering(labels, raw, probabilities, "hdbscan", resolved)
+    ctx.progress(0.6, f"{found} clusters; measuring separation and stability")
+    readouts = quality.readouts(coords, raw, weights, recluster=lambda rows: run(rows)[0], seed=params.seed)
+    ctx.progress(1.0, f"{found} clusters, {readouts['noise_share']:.0%} unclustered")
+    return Clustering(labels, raw, probabilities, "hdbscan", resolved, readouts)
 
 
 def _kmeans(coords: np.ndarray, params: ClusterParams, ctx: StageContext, weights: np.ndarray) -> Clustering:
@@ -107,6 +257,15 @@ def _kmeans(coords: np.ndarray, params: ClusterParams, ctx: StageContext, weight
     ctx.progress(0.1, f"k-means with {k} clusters on {n:,} points")
     from sklearn.cluster import KMeans
 
-    raw = KMeans(n_clusters=k, random_state=params.seed, n_init=3).fit_predict(coords, sample_weight=weights)
-    raw = _renumber(raw.astype(np.int64), weights)
-    return Clustering(raw, raw.copy(), np.ones(n, np.float32), "kmeans", {"n_clusters": k, "n_texts": n})
+    def run(rows: np.ndarray | None = None) -> np.ndarray:
+        points = coords if rows is None else coords[rows]
+        w = weights if rows is None else weights[rows]
+        return KMeans(n_clusters=min(k, len(points)), random_state=params.seed, n_init=3).fit_predict(
+            points, sample_weight=w
+        )
+
+    raw = _renumber(run().astype(np.int64), weights)
+    readouts = quality.readouts(coords, raw, weights, recluster=run, seed=params.seed)
+    return Clustering(
+        raw, raw.copy(), np.ones(n, np.float32), "kmeans", {"n_clusters": k, "n_texts": n}, readouts
+    )

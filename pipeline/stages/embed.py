@@ -43,7 +43,9 @@ def embed(corpus: Corpus, params: EmbedParams, ctx: StageContext | None = None) 
         texts = [str(t) for t in corpus.texts[index]]
 
         def compute(texts: list[str] = texts) -> np.ndarray:
-            embedder = given or load_embedder(params, ctx.runtime.device, ctx.runtime.batch_size)
+            embedder = given or load_embedder(
+                params, ctx.runtime.device, ctx.runtime.batch_size, ctx.cache.location
+            )
             out = np.asarray(embedder.encode(texts), dtype=np.float32)
             if out.ndim != 2 or out.shape[0] != len(texts):
                 raise StageError(

@@ -14,33 +14,36 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import llm
+from .. import llm, terms
 from ..config import LabelParams
 from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, LabelFallback, Labels
 
-VERSION = 2  # 2: description and source columns; LLM labels
+VERSION = 3  # 3: stop words by language (auto), word forms joined, CJK and Thai terms
 MAX_FEATURES = 50_000
 KEYWORDS_DONE = 0.3  # share of the stage's progress bar for the keyword part when a model follows
 
 
 def _vectorize(texts: list[str], params: LabelParams, n_texts: int):
+    """(term counts per text, term keys, the form each key is shown as, language codes)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
+    stop_words, codes = terms.resolve_stop_words(params.stop_words, texts)
+    analyzer = terms.Analyzer(stop_words, codes, params.max_ngram)
     vectorizer = CountVectorizer(
-        ngram_range=(1, params.max_ngram),
-        stop_words="english" if params.stop_words == "english" else None,
+        analyzer=analyzer,
         min_df=2 if n_texts >= 2_000 else 1,
         max_features=MAX_FEATURES,
-        lowercase=True,
-        token_pattern=r"(?u)\b(?=\w*[^\W\d_])\w\w+\b",  # 2+ characters, at least one letter
     )
     try:
         matrix = vectorizer.fit_transform(texts)
     except ValueError:  # nothing but stop words, digits or symbols
-        return None, np.array([], dtype=object)
-    return matrix, vectorizer.get_feature_names_out()
+        empty = np.array([], dtype=object)
+        return None, empty, empty, codes
+    keys = vectorizer.get_feature_names_out()
+    shown = np.array([analyzer.surface(str(k)) for k in keys], dtype=object)
+    return matrix, keys, shown, codes
 
 
 def ctfidf(counts: sp.spmatrix) -> np.ndarray:
@@ -54,22 +57,29 @@ def ctfidf(counts: sp.spmatrix) -> np.ndarray:
     return (tf @ sp.diags(idf)).toarray()
 
 
-def _pick_keywords(terms: np.ndarray, scores: np.ndarray, n: int) -> list[str]:
-    """Best terms first; a word already inside a chosen phrase (or vice versa) is skipped."""
-    chosen: list[str] = []
+def _pick_keywords(keys: np.ndarray, shown: np.ndarray, scores: np.ndarray, n: int) -> list[str]:
+    """Best terms first, shown in their most common form; a term whose words (word forms
+    joined: "crash" = "crashes") are already inside a chosen phrase is skipped, a phrase
+    replaces the chosen terms it contains, and in scripts without spaces a term sharing two
+    characters in a row with a chosen one is skipped."""
+    chosen: list[tuple[set[str], str]] = []
     for index in np.argsort(-scores, kind="stable"):
         if scores[index] <= 0 or len(chosen) >= n:
             break
-        term = str(terms[index])
-        words = set(term.split())
-        if any(words <= set(c.split()) or set(c.split()) <= words for c in chosen):
-            # keep the phrase over its parts: replace a single word with a phrase containing it
-            if len(words) > 1:
-                chosen = [c for c in chosen if not set(c.split()) <= words]
-                chosen.append(term)
-            continue
-        chosen.append(term)
-    return chosen[:n]
+        words = set(str(keys[index]).split())
+        text = str(shown[index])
+        if any(text == t or words <= w for w, t in chosen):
+            continue  # said already, by this term or a phrase holding all its words
+        if terms.is_spaceless(text) and any(
+            terms.is_spaceless(t) and terms.overlaps(text, t) for _, t in chosen
+        ):
+            continue  # Chinese, Japanese, Thai: shares a word (two characters) with a chosen term
+        # keep the phrase over its parts: it takes the place of the first chosen term it contains
+        parts = [i for i, (w, _) in enumerate(chosen) if w < words]
+        place = parts[0] if parts else len(chosen)
+        chosen = [c for i, c in enumerate(chosen) if i not in parts]
+        chosen.insert(place, (words, text))
+    return [t for _, t in chosen[:n]]
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -142,7 +152,7 @@ def summarise(
     ids = sorted(set(clustering.labels.tolist()))
     texts = [str(t) for t in corpus.texts]
     ctx.progress(0.1 * share, f"counting words in {len(texts):,} distinct texts")
-    matrix, terms = _vectorize(texts, params, len(texts))
+    matrix, keys, shown, codes = _vectorize(texts, params, len(texts))
     row_of = {cid: i for i, cid in enumerate(ids)}
     membership = sp.csr_matrix(
         (
@@ -152,7 +162,8 @@ def summarise(
         shape=(len(ids), len(texts)),
     )
     scores = ctfidf(membership @ matrix) if matrix is not None else None
-    ctx.progress(0.6 * share, f"choosing keywords and examples for {len(ids)} groups")
+    stops = "no stop words" if params.stop_words == "none" else f"{'/'.join(codes)} stop words"
+    ctx.progress(0.6 * share, f"choosing keywords ({stops}) and examples for {len(ids)} groups")
     total_rows = int(corpus.counts.sum())
     rows, raw_labels, keywords_of, members_of = [], {}, {}, {}
     for cid in ids:
@@ -160,7 +171,9 @@ def summarise(
         members_of[cid] = members
         size = int(corpus.counts[members].sum())
         reps = representatives(embeddings.vectors, members, max(params.n_representatives, 1))
-        keywords = _pick_keywords(terms, scores[row_of[cid]], params.n_keywords) if scores is not None else []
+        keywords = (
+            _pick_keywords(keys, shown, scores[row_of[cid]], params.n_keywords) if scores is not None else []
+        )
         keywords_of[cid] = keywords
         raw_labels[cid] = make_label(keywords, params.label_words, texts[reps[0]])
         rows.append(
