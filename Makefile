@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench lint format install clean-cache sample
+.PHONY: run test bench bench-quality lint format install clean-cache sample
 
 ADDRESS ?= 127.0.0.1
 PORT ?= 8501
@@ -23,6 +23,9 @@ test: $(DEV_STAMP)
 
 bench: $(APP_STAMP)
 	$(BIN)/python -m pipeline.bench $(BENCH_ARGS)
+
+bench-quality: $(APP_STAMP)
+	$(BIN)/python -m pipeline.bench_quality $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check pipeline tests
