@@ -20,7 +20,7 @@ from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, LabelFallback, Labels
 
-VERSION = 3  # 3: stop words by language (auto), word forms joined, CJK and Thai terms
+VERSION = 4  # 3: stop words by language (auto), word forms joined, CJK and Thai terms; 4: their final form
 MAX_FEATURES = 50_000
 KEYWORDS_DONE = 0.3  # share of the stage's progress bar for the keyword part when a model follows
 
