@@ -46,11 +46,23 @@ clusters = edited_clusters(result, edited)
 real = clusters[clusters["id"] >= 0]
 
 st.title(f"{len(real)} clusters")
-cols = st.columns(4)
+readouts = result.readouts or {}
+cols = st.columns(6)
 cols[0].metric("Rows", f"{result.corpus.n_rows:,}")
 cols[1].metric("Distinct texts", f"{result.corpus.n_texts:,}")
 cols[2].metric("Clusters", f"{len(real)}")
 cols[3].metric("Unclustered", f"{result.noise_share:.0%}")
+separation, stability = readouts.get("separation"), readouts.get("stability")
+cols[4].metric(
+    "Separation",
+    "–" if separation is None else f"{separation:.2f}",
+    help=str(readouts.get("separation_measure", "")) + "; higher = clusters stand apart (-1..1)",
+)
+cols[5].metric(
+    "Stability",
+    "–" if stability is None else f"{stability:.2f}",
+    help=str(readouts.get("stability_measure", "")) + "; 1 = the same clusters every time",
+)
 for outcome in edited.stale:
     st.warning(ui.md_escape(outcome.message))
 
