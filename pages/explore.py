@@ -30,9 +30,7 @@ ui.save_settings(ws, dataset_id, column, values)
 try:
     config = ui.build_config(column, ui.pipeline_values(values))
 except PipelineError as exc:  # e.g. a server URL that is not a URL
-    st.error(
-        ui.md_escape(exc.message) + ("  \n**What to do:** " + ui.md_escape(exc.hint) if exc.hint else "")
-    )
+    ui.show_error(exc)
     st.stop()
 result = ui.run_with_status(ws, dataset_id, config)
 if result is None:

@@ -8,6 +8,7 @@ renders Markdown or HTML.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -36,6 +37,17 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 def md_escape(text: Any) -> str:
     """Text safe to put inside Markdown: every character Markdown or HTML reads is escaped."""
     return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def show_error(exc: PipelineError) -> None:
+    """A pipeline error as a user sees it: the message and what to do, escaped."""
+    hint = f"  \n**What to do:** {md_escape(exc.hint)}" if exc.hint else ""
+    st.error(md_escape(exc.message) + hint)
+
+
+def _setting(key: str, default: Any, saved: dict[str, Any]) -> Any:
+    """A settings widget's value: this session's, else the dataset's saved one, else the default."""
+    return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
 
 
 def cell_text(value: Any) -> str:
@@ -127,7 +139,6 @@ def sidebar(ws: Workspace) -> None:
             ):
                 ws.delete(current)
                 select_dataset(ws, None)
-                st.session_state["dataset_id"] = None
                 st.rerun()
         st.divider()
         st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
@@ -138,10 +149,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
 
     ``saved`` are the dataset's last settings: Streamlit forgets a widget's value when its
     page is not shown, so coming back to Explore starts from them, not from defaults."""
-    saved = saved or {}
-
-    def get(key: str, default: Any) -> Any:
-        return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
+    get = functools.partial(_setting, saved=saved or {})
 
     values: dict[str, Any] = {}
     st.subheader("Clustering")
@@ -237,10 +245,7 @@ def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """Opt-in cluster names from an OpenAI-compatible API; returns its ``label.*`` settings."""
     from pipeline.config import DEFAULT_LLM_MODEL, DEFAULT_LLM_URL
 
-    saved = saved or {}
-
-    def get(key: str, default: Any) -> Any:
-        return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
+    get = functools.partial(_setting, saved=saved or {})
 
     values: dict[str, Any] = {}
     with st.expander("Names from a language model"):
@@ -343,9 +348,7 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
             result = events.result
         except PipelineError as exc:
             box.update(label=f"{STAGE_TITLES.get(exc.stage, exc.stage)} failed", state="error", expanded=True)
-            st.error(
-                md_escape(exc.message) + ("  \n**What to do:** " + md_escape(exc.hint) if exc.hint else "")
-            )
+            show_error(exc)
             return None
         except Exception:  # never a traceback on screen; it goes to the log
             log.exception("unexpected error while clustering")

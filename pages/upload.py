@@ -30,9 +30,7 @@ if uploaded is not None and st.session_state.get("uploaded_id") != uploaded.file
     try:
         info, _ = ws.add(uploaded.getvalue(), uploaded.name)
     except InputError as exc:
-        st.error(
-            ui.md_escape(exc.message) + ("  \n**What to do:** " + ui.md_escape(exc.hint) if exc.hint else "")
-        )
+        ui.show_error(exc)
         st.stop()
     ui.select_dataset(ws, info.id)
     st.rerun()  # the sidebar, drawn before this page, lists the new dataset
