@@ -13,6 +13,12 @@ ratio is taken from the same run of this command.
 texts (2,000 by default there): texts/s, the ratio to torch, and the cosine of the onnx-int8
 vectors to the torch ones. Each backend runs in a fresh process, alternating, ``--repeat``
 times; a backend's one-off build (ONNX export, model2vec distillation) is timed apart.
+
+``--scale N --backend B`` runs what a user runs on a big file, in a fresh process and a fresh
+cache: a CSV of N short texts (repeated with small variations past the data set's size) is read,
+clustered end to end with ``embed.backend = B`` and written out (table, clusters, manifest);
+then one clustering setting changes and the run is repeated in the same process. It reports the
+time of each part, the peak memory and the longest gap between two progress events.
 """
 
 from __future__ import annotations
@@ -89,6 +95,97 @@ def _child(args: argparse.Namespace) -> None:
                 **warm,
             }
         )
+    )
+
+
+def _scale_child(args: argparse.Namespace) -> None:
+    """A fresh process: read the CSV, run cold, write the outputs, then re-cluster once."""
+    started = time.perf_counter()
+    import pipeline
+
+    from .io import write_outputs
+
+    t0 = time.perf_counter()
+    table = pipeline.read_table(args.scale_child)
+    read_s = time.perf_counter() - t0
+    config = pipeline.PipelineConfig().with_values(
+        {"preprocess.text_column": "text", "embed.backend": args.backend}
+    )
+    t0 = time.perf_counter()
+    last = last_news = t0
+    gaps, news_gaps = [], []  # between any two events; between events that are not heartbeats
+    run = pipeline.stream(table, config, cache_dir=args.cache_dir)
+    for event in run:
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+        if not event.message.startswith("still working"):
+            news_gaps.append((now - last_news, f"{event.stage}: {event.message}"))
+            last_news = now
+    result = run.result
+    run_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    write_outputs(result, Path(args.cache_dir) / "out.csv")
+    write_s = time.perf_counter() - t0
+    cold_s = time.perf_counter() - started
+    mcs = int(result.clustering.resolved.get("min_cluster_size", 10))
+    t0 = time.perf_counter()
+    again = pipeline.run(
+        table, config.with_values({"cluster.min_cluster_size": mcs + 5}), cache_dir=args.cache_dir
+    )
+    recluster_s = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "read_s": read_s,
+                "run_s": run_s,
+                "write_s": write_s,
+                "cold_s": cold_s,
+                "stages": {s.stage: s.seconds for s in result.stages},
+                "events": len(gaps),
+                "max_gap_s": max(gaps, default=0.0),
+                "max_news_gap": max(news_gaps, default=(0.0, "")),
+                "clusters": result.n_clusters,
+                "noise": result.noise_share,
+                "recluster_s": recluster_s,
+                "recluster_computed": [s.stage for s in again.stages if not s.cached],
+                "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def _scale(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    rows = args.scale
+    with tempfile.TemporaryDirectory(prefix="clusterlab-scale-") as tmp:
+        texts = load_texts(Path(args.data) if args.data else None, rows)
+        source = Path(tmp) / "input.csv"
+        pd.DataFrame({"id": range(rows), "text": texts}).to_csv(source, index=False)
+        del texts
+        size = source.stat().st_size / 2**20
+        print(f"{rows:,} short texts ({size:,.0f} MiB CSV), embed.backend = {args.backend}", flush=True)
+        command = [sys.executable, "-m", "pipeline.bench", "--scale-child", str(source)]
+        command += ["--backend", args.backend, "--cache-dir", str(Path(tmp) / "cache")]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench child failed:\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  cold, fresh process, read + run + write: {out['cold_s']:.0f} s ({out['cold_s'] / 60:.1f} min); "
+        f"read {out['read_s']:.1f} s, run {out['run_s']:.0f} s, write {out['write_s']:.1f} s"
+    )
+    print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in out["stages"].items()))
+    print(f"  {out['clusters']} clusters, {out['noise']:.0%} unclustered")
+    print(
+        f"  progress: {out['events']:,} events, longest gap {out['max_gap_s']:.1f} s; without the "
+        f"2-s heartbeats {out['max_news_gap'][0]:.1f} s (before {out['max_news_gap'][1]!r})"
+    )
+    print(f"  peak memory {out['max_rss_mib'] / 1024:.2f} GiB")
+    print(
+        f"  re-cluster (min_cluster_size + 5), same process: {out['recluster_s']:.1f} s; "
+        f"computed: {', '.join(out['recluster_computed'])}"
     )
 
 
@@ -275,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
         help="only compare embedding backends (all, or those named): texts/s and ratio to torch",
     )
     parser.add_argument("--backend-child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="one cold end-to-end run of N texts from a CSV, then a re-cluster",
+    )
+    parser.add_argument("--backend", default="torch", help="with --scale: embed.backend")
+    parser.add_argument("--scale-child", help=argparse.SUPPRESS)
     parser.add_argument("--vectors-out", help=argparse.SUPPRESS)
     parser.add_argument(
         "--cache-dir", help="with --backends: the cache whose models/ folder keeps built models"
@@ -284,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         args.rows = 2000 if args.only_backends is not None else 10_000
     if args.backend_child:
         _backend_child(args)
+        return 0
+    if args.scale_child:
+        _scale_child(args)
+        return 0
+    if args.scale:
+        _scale(args)
         return 0
     if args.only_backends is not None:
         source = args.data if args.data and Path(args.data).exists() else "the bundled sample (repeated)"

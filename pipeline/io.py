@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -58,24 +59,28 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> Table:
     if suffix in PARQUET_SUFFIXES or data[:4] == b"PAR1":
         frame = _read_parquet(data, name)
         return Table.from_frame(frame, name=name, source_sha256=sha)
-    text, encoding = decode(data, name)
-    if not text.strip():  # e.g. only a byte-order mark
+    encoding = detect_encoding(data, name)
+    body: str | bytes = data.decode("utf-16") if encoding == "utf-16" else data
+    head = _head_text(body, encoding)
+    if not head.strip():  # e.g. only a byte-order mark
         raise InputError(
             f"{name} is empty (0 rows, no header)",
             hint="choose a file that has a header row and rows of text",
         )
-    delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(text)
-    frame, notes = _parse_csv(text, delimiter, name)
+    delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(head)
+    frame, notes = _parse_csv(body, encoding, delimiter, name)
     return Table.from_frame(
         frame, name=name, source_sha256=sha, encoding=encoding, delimiter=delimiter, notes=tuple(notes)
     )
 
 
-def decode(data: bytes, name: str) -> tuple[str, str]:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, else Latin-1."""
+def detect_encoding(data: bytes, name: str) -> str:
+    """UTF-8 (with or without BOM: "utf-8-sig" / "utf-8"), UTF-16 with BOM, else Windows-1252,
+    else Latin-1. Checked in pieces, so a big file is never held twice as text."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16"), "utf-16"
+            codecs.decode(data, "utf-16")
+            return "utf-16"
         except UnicodeDecodeError:
             raise InputError(
                 f"{name} starts like UTF-16 text but is not valid UTF-16 (it may be cut off or binary)",
@@ -88,14 +93,29 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
             hint="upload a CSV, TSV, Excel (.xlsx) or Parquet file; if it is a spreadsheet, "
             "export it as CSV first",
         )
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            return data.decode(encoding), (
-                "utf-8" if encoding == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf") else encoding
-            )
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError("latin-1 decodes any bytes")
+    for encoding in ("utf-8", "cp1252"):
+        if _decodes(data, encoding):
+            return "utf-8-sig" if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8) else encoding
+    return "latin-1"  # decodes any bytes
+
+
+def _decodes(data: bytes, encoding: str, piece: int = 16 * 2**20) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), piece):
+            decoder.decode(view[start : start + piece])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _head_text(body: str | bytes, encoding: str) -> str:
+    """The first ``SNIFF_BYTES`` of the file as text (a character cut in half is dropped)."""
+    if isinstance(body, str):
+        return body[:SNIFF_BYTES]
+    return body[:SNIFF_BYTES].decode(encoding, errors="ignore").lstrip("\ufeff")
 
 
 def _control_share(head: bytes) -> float:
@@ -124,7 +144,9 @@ def sniff_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list[str]]:
+def _parse_csv(body: str | bytes, encoding: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Parse with pandas' C reader straight from the bytes (it decodes as it goes), so a 1M-row
+    file costs about its own size on top of the table; text only when lines need repair."""
     notes: list[str] = []
     options: dict[str, Any] = dict(
         sep=delimiter,
@@ -138,7 +160,9 @@ def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), engine="c", **options)
+            frame = pd.read_csv(
+                _buffer(body), engine="c", encoding=_pandas_encoding(body, encoding), **options
+            )
         # pandas only warns (and drops fields) when the first row is longer than the header
         malformed = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
     except pd.errors.EmptyDataError:
@@ -149,6 +173,7 @@ def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list
         malformed = True
     lines: list[int] = []
     if malformed:
+        text = body if isinstance(body, str) else body.decode(encoding)
         fixed, header, lines = _repair_long_rows(text, delimiter, name)
         frame = pd.read_csv(io.StringIO(fixed), engine="c", **options)
     if lines:
@@ -166,6 +191,14 @@ def _parse_csv(text: str, delimiter: str, name: str) -> tuple[pd.DataFrame, list
             hint="add rows of text below the header",
         )
     return frame, notes
+
+
+def _buffer(body: str | bytes) -> io.StringIO | io.BytesIO:
+    return io.StringIO(body) if isinstance(body, str) else io.BytesIO(body)
+
+
+def _pandas_encoding(body: str | bytes, encoding: str) -> str | None:
+    return None if isinstance(body, str) else encoding
 
 
 def _repair_long_rows(text: str, delimiter: str, name: str) -> tuple[str, list[str], list[int]]:

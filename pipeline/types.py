@@ -15,6 +15,7 @@ ISSUE_EMPTY = "empty"
 ISSUE_TOO_SHORT = "too short"
 ISSUE_TRUNCATED = "truncated"
 NOISE_LABEL = "Unclustered"
+FINGERPRINT_BLOCK = 100_000  # rows hashed at a time
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -22,11 +23,14 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
     digest.update(str(frame.shape).encode())
-    if len(frame):
+    # row hashes are independent of each other: hashing in blocks gives the same digest as one
+    # pass, without the per-row objects of a 1M-row table all at once
+    for start in range(0, len(frame), FINGERPRINT_BLOCK):
+        block = frame.iloc[start : start + FINGERPRINT_BLOCK]
         try:
-            values = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+            values = pd.util.hash_pandas_object(block, index=False).to_numpy()
         except TypeError:  # unhashable cells (lists from Parquet): hash their text
-            values = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+            values = pd.util.hash_pandas_object(block.astype(str), index=False).to_numpy()
         digest.update(values.tobytes())
     return digest.hexdigest()
 

@@ -254,6 +254,29 @@ def test_bytes_upload_uses_the_given_name(tmp_path):
 # --- Excel and Parquet ---------------------------------------------------------------
 
 
+def test_utf8_character_cut_at_the_sniffing_boundary_is_read_whole(tmp_path):
+    from pipeline.io import SNIFF_BYTES
+
+    filler = "a" * (SNIFF_BYTES - len("text\n") - 1)  # "é" (2 bytes) straddles the sniffed head
+    path = tmp_path / "long.csv"
+    path.write_bytes(f"text\n{filler}é tail\nnext row\n".encode())
+    table = pipeline.read_table(path)
+    assert table.encoding == "utf-8"
+    assert table.frame["text"].tolist() == [f"{filler}é tail", "next row"]
+
+
+def test_fingerprint_in_blocks_matches_one_pass_and_sees_late_changes(monkeypatch):
+    from pipeline import types
+
+    frame = pd.DataFrame({"text": [f"row {i}" for i in range(10)], "n": list(range(10))})
+    whole = types.frame_fingerprint(frame)
+    monkeypatch.setattr(types, "FINGERPRINT_BLOCK", 3)
+    assert types.frame_fingerprint(frame) == whole
+    changed = frame.copy()
+    changed.loc[9, "text"] = "row 9!"
+    assert types.frame_fingerprint(changed) != whole
+
+
 def test_excel_round_trip(tmp_path):
     frame = pd.DataFrame(
         {"id": [1, 2, 3], "code": ["007", "010", "x"], "comment": ["café", "two words", "日本"]}
