@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pipeline import InputError, PipelineError, plots
+from pipeline import InputError, PipelineError, plots, quality
 from pipeline.edits import corpus_of, edited_clusters, merge, rename
 
 ui.require_app()
@@ -64,7 +64,119 @@ cols[5].metric(
 for outcome in edited.stale:
     st.warning(ui.md_escape(outcome.message))
 
-map_tab, sizes_tab = st.tabs(["Map", "Cluster sizes"])
+
+def suggest_section() -> None:
+    """Sweep HDBSCAN settings on the cached reduction; Apply puts the pick into the sidebar."""
+    key = (dataset_id, result.keys.get("projection", ""))
+    stored = st.session_state.get("suggestion")
+    suggestion = stored[1] if stored is not None and stored[0] == key else None
+    with st.expander("Suggest clustering settings", expanded=stored is not None and stored[0] == key):
+        st.caption(
+            "Tries several min cluster sizes on the current reduction and recommends one by "
+            "stability, separation and unclustered share: a starting point, not ground truth."
+        )
+        if st.button("Suggest settings", key="suggest"):
+            suggestion = None
+            with st.spinner("Trying settings on the current reduction…"):
+                try:
+                    suggestion = quality.suggest_settings(result.projection, weights=result.corpus.counts)
+                except Exception:  # a sweep never costs the results
+                    ui.log.exception("suggest_settings failed")
+            st.session_state["suggestion"] = (key, suggestion)
+            stored = st.session_state["suggestion"]
+        if stored is None or stored[0] != key:
+            return
+        if suggestion is None:
+            st.warning("No setting could be tried on these texts; there may be too few of them to cluster.")
+            return
+        best = suggestion.table[suggestion.table["recommended"]]
+        if best.empty or int(best["clusters"].iloc[0]) < 2:
+            st.warning(
+                f"None of the {len(suggestion.table)} settings tried found two or more clusters in "
+                f"{result.corpus.n_texts:,} distinct texts: there may be too few texts, or too little "
+                "structure, to suggest a setting."
+            )
+            return
+        try:
+            st.plotly_chart(plots.sweep_figure(suggestion.table), width="stretch", key="sweep")
+        except Exception:
+            ui.log.exception("sweep chart failed")
+        st.text(f"Recommended: {suggestion.reason}")
+        size = suggestion.settings["cluster.min_cluster_size"]
+        samples = suggestion.settings["cluster.min_samples"]
+        current = (values.get("cluster.min_cluster_size"), values.get("cluster.min_samples"))
+        if values.get("cluster.algorithm") == "hdbscan" and current == (size, samples):
+            st.caption("These are the current settings.")
+            return
+        if values.get(ui.ABOUT_K):
+            st.caption(
+                f"'About {values[ui.ABOUT_K]} clusters' stays on; set it to 0 to see HDBSCAN's own count."
+            )
+        st.button(
+            f"Apply: min cluster size {size}, min samples {samples}",
+            key="apply_suggestion",
+            on_click=ui.apply_suggestion,
+            args=(suggestion.settings, info.rows),
+            help="sets the sidebar's sliders; only clustering and naming run again",
+        )
+
+
+def tree_section() -> None:
+    """The hierarchy above the clusters, and merging the clusters of one of its levels."""
+    n = result.tree.n_clusters
+    if n < 2:
+        st.info("The cluster tree needs two or more clusters.")
+        return
+    now = ui.current_ids(result, edited)
+    names = {c: edited.names.get(e, str(e)) for c, e in now.items()}
+    kind = st.radio(
+        "Chart", ["icicle", "sunburst"], horizontal=True, key="tree_kind", format_func=str.capitalize
+    )
+    try:
+        st.plotly_chart(plots.tree_figure(result, kind=kind, names=names), width="stretch", key="tree")
+    except Exception:
+        ui.log.exception("tree chart failed")
+        st.warning("The tree could not be drawn; the results are unaffected.")
+    # a level kept from a run with more clusters must fit this run's slider
+    st.session_state["tree_level"] = min(max(int(st.session_state.get("tree_level", max(1, n // 2))), 1), n)
+    level = st.slider(
+        "Groups at this level",
+        1,
+        n,
+        key="tree_level",
+        help="cut the tree where this many groups remain: which clusters fall together",
+    )
+    groups = ui.tree_level(result, edited, level)
+    size = ui.cluster_rows(result, edited)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "group": range(1, len(groups) + 1),
+                "clusters": ["; ".join(f"{c}: {edited.names.get(c, c)}" for c in g) for g in groups],
+                "rows": [sum(size[c] for c in g) for g in groups],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="tree_groups",
+    )
+    if all(len(g) == 1 for g in groups):
+        st.caption("Every group at this level is one cluster: nothing to merge.")
+        return
+    if st.button(
+        f"Merge into these {len(groups)} groups",
+        key="tree_merge",
+        help="one merge per group of two or more clusters; Undo in the edit log takes them all back",
+    ):
+        try:
+            ui.add_edits(ws, dataset_id, ui.tree_merges(result, edited, groups))
+            st.rerun()
+        except InputError as exc:
+            st.error(ui.md_escape(exc.message))
+
+
+suggest_section()
+map_tab, sizes_tab, tree_tab = st.tabs(["Map", "Cluster sizes", "Cluster tree"])
 selected_from_map = None
 with map_tab:
     try:
@@ -91,6 +203,8 @@ with sizes_tab:
     except Exception:
         ui.log.exception("sizes chart failed")
         st.warning("The size chart could not be drawn; the results are unaffected.")
+with tree_tab:
+    tree_section()
 
 st.subheader("Clusters")
 st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
@@ -112,7 +226,7 @@ if renamed:  # the unclustered row included: rename() says why it cannot be rena
     try:
         corpus = corpus_of(result)
         new_edits = [rename(edited.labels, edited.names, cid, label, corpus) for cid, label in renamed]
-        ui.save_edits(ws, dataset_id, edits + new_edits)
+        ui.add_edits(ws, dataset_id, new_edits)
         st.rerun()
     except InputError as exc:
         st.error(ui.md_escape(exc.message))
@@ -129,7 +243,7 @@ with st.form("merge", clear_on_submit=True, border=True):
         try:
             label = new_name or (names[min(chosen)] if chosen else "")
             edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
-            ui.save_edits(ws, dataset_id, edits + [edit])
+            ui.add_edits(ws, dataset_id, [edit])
             st.rerun()
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
@@ -139,8 +253,8 @@ if edits:
         for outcome in edited.outcomes:
             st.text(("✓ " if outcome.applied else "✗ ") + outcome.message)
         left, right = st.columns(2)
-        if left.button("Undo last edit", key="undo"):
-            ui.save_edits(ws, dataset_id, edits[:-1])
+        if left.button("Undo last edit", key="undo", help="a tree merge is taken back as a whole"):
+            ui.undo_edits(ws, dataset_id)
             st.rerun()
         if right.button("Clear all edits", key="clear_edits"):
             ui.save_edits(ws, dataset_id, [])

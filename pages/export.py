@@ -18,7 +18,7 @@ if dataset_id is None or result is None:
 
 edited = ui.edited(ws, dataset_id, result)
 table = edited_table(result, edited)
-clusters = edited_clusters(result, edited)
+clusters = ui.clusters_with_parents(result, edited, edited_clusters(result, edited))
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
 stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"

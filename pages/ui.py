@@ -14,12 +14,13 @@ import re
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import pipeline
 from pipeline import PipelineConfig, PipelineError
-from pipeline.edits import Edit, Edited, edited_from_result
+from pipeline.edits import Edit, Edited, corpus_of, edited_from_result, merge
 from pipeline.store import Workspace, default_workspaces_dir, new_token, valid_token
 
 log = logging.getLogger("clusterlab.app")
@@ -31,6 +32,13 @@ STAGE_TITLES = {
     "cluster": "Finding clusters",
     "label": "Naming clusters",
 }
+BACKENDS = {  # embed.backend -> what the sidebar calls it
+    "torch": "Accurate (PyTorch)",
+    "onnx-int8": "Fast (ONNX int8, ~3x)",
+    "model2vec": "Preview (static, ~90x, lower quality)",
+}
+ABOUT_K = "about_k"  # HDBSCAN's "about K clusters": cluster.n_clusters when the method is hdbscan
+APP_KEYS = ("llm_on", ABOUT_K)  # saved with the settings, not PipelineConfig keys as such
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
 
@@ -46,8 +54,17 @@ def show_error(exc: PipelineError) -> None:
 
 
 def _setting(key: str, default: Any, saved: dict[str, Any]) -> Any:
-    """A settings widget's value: this session's, else the dataset's saved one, else the default."""
-    return st.session_state.setdefault(f"set:{key}", saved.get(key, default))
+    """A settings widget's value: this session's, else the dataset's saved one, else the default.
+
+    Streamlit drops a widget's value while the widget is hidden (HDBSCAN's sliders while k-means
+    is chosen); ``kept:`` holds the last value shown, so switching back restores it."""
+    kept = st.session_state.get(f"kept:{key}", saved.get(key, default))
+    return st.session_state.setdefault(f"set:{key}", kept)
+
+
+def _keep(values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        st.session_state[f"kept:{key}"] = value
 
 
 def cell_text(value: Any) -> str:
@@ -104,7 +121,7 @@ def select_dataset(ws: Workspace, dataset_id: str | None) -> None:
     for key in ("result", "result_key", "map_selection"):
         st.session_state.pop(key, None)
     # the previous dataset's slider values must not carry over (nor be saved as this one's)
-    for key in [k for k in st.session_state if str(k).startswith("set:")]:
+    for key in [k for k in st.session_state if str(k).startswith(("set:", "kept:"))]:
         del st.session_state[key]
     if dataset_id:
         state = ws.state(dataset_id)
@@ -164,13 +181,13 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
         }[a],
     )
     values["cluster.algorithm"] = algorithm
-    upper = int(max(20, min(500, n_texts // 2)))
+    size_max, samples_max = slider_bounds(n_texts)
     if algorithm == "hdbscan":
         get("cluster.min_cluster_size", 0)
         values["cluster.min_cluster_size"] = st.slider(
             "Min cluster size (0 = automatic)",
             0,
-            upper,
+            size_max,
             key="set:cluster.min_cluster_size",
             help="the smallest group of texts that counts as a cluster; larger = fewer, bigger clusters",
         )
@@ -178,9 +195,18 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
         values["cluster.min_samples"] = st.slider(
             "Min samples (0 = automatic)",
             0,
-            min(100, upper),
+            samples_max,
             key="set:cluster.min_samples",
             help="how conservative clustering is; larger = more texts left unclustered",
+        )
+        get(ABOUT_K, 0)
+        values[ABOUT_K] = st.number_input(
+            "About this many clusters (0 = let HDBSCAN decide)",
+            0,
+            int(max(2, min(1000, n_texts))),
+            key=f"set:{ABOUT_K}",
+            help="HDBSCAN's clusters are split or joined (closest first) to about this many; "
+            "its unclustered texts stay unclustered. For exactly this many, use k-means.",
         )
         get("cluster.method", "eom")
         values["cluster.method"] = st.selectbox(
@@ -218,11 +244,42 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
         )
         get("reduce.min_dist", 0.0)
         values["reduce.min_dist"] = st.slider("Min distance", 0.0, 0.99, step=0.01, key="set:reduce.min_dist")
+    with st.expander("Embedding"):
+        get("embed.backend", "torch")
+        values["embed.backend"] = st.selectbox(
+            "Backend",
+            list(BACKENDS),
+            key="set:embed.backend",
+            format_func=BACKENDS.__getitem__,
+            help="how the texts become vectors (the same model, all-MiniLM-L6-v2). Changing it embeds "
+            "the texts again; each backend's vectors are cached, so switching back is instant.",
+        )
+    _keep(values)
     return values
 
 
+def slider_bounds(n_texts: int) -> tuple[int, int]:
+    """The largest min cluster size and min samples the sliders offer for ``n_texts`` rows."""
+    upper = int(max(20, min(500, n_texts // 2)))
+    return upper, min(100, upper)
+
+
+def apply_suggestion(settings: dict[str, int], n_texts: int) -> None:
+    """An ``on_click`` callback: put a suggested HDBSCAN setting into the sidebar's sliders.
+
+    Callbacks run before the script, so the widgets are created with the new values (a widget's
+    value cannot be set once it exists in a run)."""
+    size_max, samples_max = slider_bounds(n_texts)
+    st.session_state["set:cluster.algorithm"] = "hdbscan"
+    size = int(settings.get("cluster.min_cluster_size", 0))
+    samples = int(settings.get("cluster.min_samples", 0))
+    st.session_state["set:cluster.min_cluster_size"] = min(size, size_max)
+    st.session_state["set:cluster.min_samples"] = min(samples, samples_max)
+
+
 def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:
-    return PipelineConfig().with_values({"preprocess.text_column": text_column, **values})
+    """The config of saved or widget settings (the app's own switches translated or left out)."""
+    return PipelineConfig().with_values({"preprocess.text_column": text_column, **pipeline_values(values)})
 
 
 def api_key() -> str | None:
@@ -278,8 +335,13 @@ def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def pipeline_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Widget values without the app's own switches (what PipelineConfig accepts)."""
-    return {k: v for k, v in values.items() if k != "llm_on"}
+    """Widget values as PipelineConfig takes them: the app's own switches left out, and HDBSCAN's
+    "about K clusters" as ``cluster.n_clusters`` (k-means keeps its own slider and value, so
+    switching methods never carries one K over to the other)."""
+    out = {k: v for k, v in values.items() if k not in APP_KEYS}
+    if values.get("cluster.algorithm", "hdbscan") == "hdbscan" and ABOUT_K in values:
+        out["cluster.n_clusters"] = int(values[ABOUT_K] or 0)
+    return out
 
 
 def show_llm_estimate(
@@ -387,10 +449,108 @@ def edits_for(ws: Workspace, dataset_id: str) -> list[Edit]:
     return [Edit.from_dict(e) for e in ws.state(dataset_id).get("edits", [])]
 
 
-def save_edits(ws: Workspace, dataset_id: str, edits: list[Edit]) -> None:
+def save_edits(ws: Workspace, dataset_id: str, edits: list[Edit], steps: list[int] | None = None) -> None:
+    """Save the edit log. ``steps`` groups it into what one click made (a tree merge is several
+    merges): Undo takes back a whole step. Without it, every edit is its own step."""
     state = ws.state(dataset_id)
     state["edits"] = [e.to_dict() for e in edits]
+    state["edit_steps"] = steps if steps is not None and sum(steps) == len(edits) else [1] * len(edits)
     ws.save_state(dataset_id, state)
+
+
+def edit_steps(ws: Workspace, dataset_id: str) -> list[int]:
+    """How many edits each click added, oldest first (an older log: one edit per step)."""
+    state = ws.state(dataset_id)
+    count = len(state.get("edits", []))
+    steps = [int(s) for s in state.get("edit_steps", []) if int(s) > 0]
+    return steps if sum(steps) == count else [1] * count
+
+
+def add_edits(ws: Workspace, dataset_id: str, new: list[Edit]) -> None:
+    """Append edits made by one click, as one step."""
+    if new:
+        save_edits(ws, dataset_id, edits_for(ws, dataset_id) + new, edit_steps(ws, dataset_id) + [len(new)])
+
+
+def undo_edits(ws: Workspace, dataset_id: str) -> None:
+    """Take back the last step (one click's edits)."""
+    steps = edit_steps(ws, dataset_id)
+    if steps:
+        edits = edits_for(ws, dataset_id)
+        save_edits(ws, dataset_id, edits[: len(edits) - steps[-1]], steps[:-1])
+
+
+def current_ids(result: pipeline.Result, edited: Edited) -> dict[int, int]:
+    """Each cluster of the result -> the cluster it is part of after the edits (edits move whole
+    clusters, so every member of a result cluster has the same edited id)."""
+    ids, first = np.unique(result.clustering.labels, return_index=True)
+    return {int(c): int(edited.labels[i]) for c, i in zip(ids, first, strict=True) if c >= 0}
+
+
+def cluster_rows(result: pipeline.Result, edited: Edited) -> dict[int, int]:
+    """Rows per cluster after the edits."""
+    sizes = pd.Series(result.corpus.counts).groupby(edited.labels).sum()
+    return {int(c): int(n) for c, n in sizes.items()}
+
+
+def tree_level(result: pipeline.Result, edited: Edited, n_groups: int) -> list[list[int]]:
+    """The edited clusters grouped as the cluster tree groups them once ``n_groups`` remain: one
+    list of edited cluster ids per group, largest group first.
+
+    The tree is over the result's clusters; an earlier merge that joined clusters of two
+    groups joins those groups too (a cluster cannot sit in two groups)."""
+    now = current_ids(result, edited)
+    groups: dict[int, set[int]] = {}
+    for cid, group in result.tree.cut(n_groups).items():
+        groups.setdefault(group, set()).add(now[cid])
+    # union groups that share an edited cluster (order kept: the first group's number wins)
+    joined: list[set[int]] = []
+    for _, members in sorted(groups.items()):
+        overlapping = [g for g in joined if g & members]
+        for g in overlapping:
+            members |= g
+            joined.remove(g)
+        joined.append(members)
+    size = cluster_rows(result, edited)
+    return [sorted(g) for g in sorted(joined, key=lambda g: (-sum(size[c] for c in g), min(g)))]
+
+
+def group_name(ids: list[int], edited: Edited, size: dict[int, int]) -> str:
+    """A merged group's name: the first words of its two largest clusters' names."""
+    top = sorted(ids, key=lambda c: (-size[c], c))[:2]
+    name = " + ".join(str(edited.names.get(c, c)).split(",")[0].strip() for c in top)
+    return name + (" + …" if len(ids) > 2 else "")
+
+
+def tree_merges(result: pipeline.Result, edited: Edited, groups: list[list[int]]) -> list[Edit]:
+    """One merge per group with two or more clusters. The groups are disjoint, so each merge's
+    clusters are untouched by the ones before it and every edit applies in order."""
+    corpus, size = corpus_of(result), cluster_rows(result, edited)
+    return [
+        merge(edited.labels, edited.names, ids, group_name(ids, edited, size), corpus)
+        for ids in groups
+        if len(ids) > 1
+    ]
+
+
+def clusters_with_parents(result: pipeline.Result, edited: Edited, clusters: pd.DataFrame) -> pd.DataFrame:
+    """The edited cluster summary with ``parent_id``: the tree node above each cluster. A merged
+    cluster that is exactly a node of the tree gets that node's parent; one that is not gets the
+    smallest node holding all its clusters. Empty for the unclustered."""
+    tree = result.tree
+    parent_of = tree.parent_of()
+    covers = [(int(n.id), int(n.parent_id), set(n.clusters)) for n in tree.nodes.itertuples()]
+    now = current_ids(result, edited)
+    parents: list[int | None] = []
+    for cid in clusters["id"]:
+        sources = {c for c, e in now.items() if e == int(cid)}
+        if len(sources) <= 1:
+            parent = parent_of.get(min(sources), -1) if sources else -1
+        else:
+            node, up, held = min((n for n in covers if sources <= n[2]), key=lambda n: len(n[2]))
+            parent = up if held == sources else node
+        parents.append(parent if parent >= 0 else None)
+    return clusters.assign(parent_id=pd.array(parents, dtype="Int64"))
 
 
 def save_settings(ws: Workspace, dataset_id: str, text_column: str, values: dict[str, Any]) -> None:

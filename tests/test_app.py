@@ -534,6 +534,11 @@ def test_downloads_hold_every_row_the_cluster_columns_and_the_edits(app):
     assert {"id", "label", "size", "share", "keywords", "representative_texts"} <= set(summary.columns)
     assert summary.loc[summary["id"] == 0, "label"].item() == "Money matters"
     assert summary["size"].sum() == len(original)
+    clustered = summary["id"] >= 0  # each cluster's node in the cluster tree; none for the unclustered
+    assert (
+        summary.loc[clustered, "parent_id"].notna().all()
+        and summary.loc[~clustered, "parent_id"].isna().all()
+    )
 
     manifest = json.loads(app.downloaded(at, "dl_manifest"))
     assert manifest["input"]["rows"] == len(original) and manifest["input"]["text_column"] == "comment"
@@ -730,3 +735,142 @@ def test_a_200k_row_file_uploads_and_previews_without_stalling(app):
     assert "big.csv: 200,000 rows, 2 columns" in texts(at)
     assert len(at.dataframe[0].value) == 50  # the preview, not the whole table, goes to the browser
     assert at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").value == "comment"
+
+
+# ---------------------------------------------------------------------------- analyst features
+
+
+def test_about_k_clusters_for_hdbscan_recomputes_only_cluster_and_label(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    about = at.number_input(key="set:about_k")
+    assert about.label == "About this many clusters (0 = let HDBSCAN decide)" and about.value == 0
+    assert metrics(at)["Clusters"] == "4"
+
+    app.calls.clear()
+    about.set_value(2).run()
+    assert_healthy(at)
+    assert app.calls == ["cluster", "label"]
+    assert metrics(at)["Clusters"] == "2" and at.title[0].value == "2 clusters"
+    (box,) = statuses(at)
+    assert "(preprocess, embed, reduce from cache)" in box.label
+    assert at.session_state["result"].config.cluster.n_clusters == 2
+
+    # k-means keeps its own number: switching methods carries no K over
+    at.radio(key="set:cluster.algorithm").set_value("kmeans").run()
+    assert at.slider(key="set:cluster.n_clusters").value == 10
+    at.radio(key="set:cluster.algorithm").set_value("hdbscan").run()
+    assert_healthy(at)
+    assert at.number_input(key="set:about_k").value == 2 and metrics(at)["Clusters"] == "2"
+
+    # Upload's "Cluster the texts" runs the saved settings, the app's own switches translated
+    at.switch_page("pages/upload.py").run()
+    run_clustering(at)
+    assert [s.value for s in at.success][0].startswith("2 clusters in 120 rows")
+
+
+def test_suggest_settings_shows_the_sweep_and_apply_sets_the_sliders(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    assert not [t for t in texts(at) if t.startswith("Recommended:")]
+    at.button(key="suggest").click().run()
+    assert_healthy(at)
+    (reason,) = [t for t in texts(at) if t.startswith("Recommended:")]
+    assert re.search(r"min_cluster_size=\d+, min_samples=\d+: 4 clusters, 0% unclustered", reason)
+    assert [c.key for c in at.get("plotly_chart") if c.key == "sweep"] == ["sweep"]
+    size, samples = (int(x) for x in re.findall(r"=(\d+)", reason)[:2])
+    (apply,) = [b for b in at.button if b.key == "apply_suggestion"]
+    assert apply.label == f"Apply: min cluster size {size}, min samples {samples}"
+
+    app.calls.clear()
+    apply.click().run()
+    assert_healthy(at)
+    assert at.slider(key="set:cluster.min_cluster_size").value == size
+    assert at.slider(key="set:cluster.min_samples").value == samples
+    assert app.calls == ["cluster", "label"]
+    assert metrics(at)["Clusters"] == "4"
+    # the suggestion stays for this reduction, and says it is now in use
+    assert any(t.startswith("Recommended:") for t in texts(at))
+    assert "These are the current settings." in [c.value for c in at.caption]
+    assert not [b for b in at.button if b.key == "apply_suggestion"]
+
+    at.slider(key="set:reduce.n_neighbors").set_value(8).run()  # another reduction: old sweep gone
+    assert not [t for t in texts(at) if t.startswith("Recommended:")]
+
+
+def test_suggest_settings_on_a_tiny_file_says_so_plainly(app):
+    data = b"id,comment\n" + b"".join(b"%d,%s\n" % (i, t.encode()) for i, t in enumerate(HOSTILE * 2))
+    at = upload(app.open(), "tiny.csv", data)
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    at.button(key="suggest").click().run()
+    assert_healthy(at)
+    (message,) = warnings(at)
+    assert "too few" in message
+    assert not [b for b in at.button if b.key == "apply_suggestion"]
+    assert [s for s in markdown_on_screen(at) if unescaped_marks(s)] == []
+
+
+def test_cluster_tree_merges_a_level_in_one_step_that_undo_takes_back(app):
+    at = app.open()
+    at.button(key="sample").click().run()
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    assert_healthy(at)
+    n = len(cluster_table(at)) - 1  # the unclustered row
+    assert n >= 6
+    assert [c.key for c in at.get("plotly_chart") if c.key == "tree"] == ["tree"]
+    assert at.slider(key="tree_level").max == n
+
+    # a merge by hand first: the tree merge must compose with it
+    merge(at, [0, 1], "by hand")
+    assert_healthy(at)
+    assert len(cluster_table(at)) - 1 == n - 1
+
+    at.slider(key="tree_level").set_value(4).run()
+    (groups,) = [d.value for d in at.dataframe if list(d.value.columns) == ["group", "clusters", "rows"]]
+    assert len(groups) <= 4 and groups["rows"].sum() == cluster_table(at).query("id >= 0")["size"].sum()
+    (button,) = [b for b in at.button if b.key == "tree_merge"]
+    assert button.label == f"Merge into these {len(groups)} groups"
+    button.click().run()
+    assert_healthy(at)
+    table = cluster_table(at).query("id >= 0")
+    assert at.title[0].value == f"{len(groups)} clusters"
+    assert sorted(table["size"]) == sorted(groups["rows"])
+    assert not at.warning  # every merge applied
+    assert sum(t.startswith("✓ applied: merge") for t in texts(at)) == 1 + sum(
+        ";" in c for c in groups["clusters"]
+    )
+
+    at.button(key="undo").click().run()  # the whole tree merge, not only its last merge
+    assert_healthy(at)
+    assert len(cluster_table(at)) - 1 == n - 1 and "by hand" in cluster_table(at)["label"].tolist()
+    at.button(key="clear_edits").click().run()
+    assert len(cluster_table(at)) - 1 == n
+
+
+def test_the_embedding_backend_is_a_saved_setting_that_embeds_again(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    backend = at.selectbox(key="set:embed.backend")
+    assert backend.value == "torch"
+    assert backend.options == [
+        "Accurate (PyTorch)",
+        "Fast (ONNX int8, ~3x)",
+        "Preview (static, ~90x, lower quality)",
+    ]
+    app.calls.clear()
+    backend.set_value("onnx-int8").run()
+    assert_healthy(at)
+    assert app.calls == ["embed", "reduce", "cluster", "label"]  # a new embed key
+    assert at.session_state["last_events_cached"]["embed"] is False
+    at.switch_page("pages/export.py").run()
+    manifest = json.loads(app.downloaded(at, "dl_manifest"))
+    assert manifest["config"]["embed"]["backend"] == "onnx-int8"
+
+    later = app.open(ws=at.query_params["ws"])  # a new session starts from the saved setting
+    later.switch_page("pages/explore.py").run()
+    assert later.selectbox(key="set:embed.backend").value == "onnx-int8"
