@@ -6,7 +6,16 @@ import streamlit as st
 
 from pages import ui
 from pipeline import InputError, PipelineError, plots, quality
-from pipeline.edits import corpus_of, edited_clusters, merge, rename
+from pipeline.edits import (
+    cluster_rows,
+    corpus_of,
+    current_ids,
+    edited_clusters,
+    merge,
+    rename,
+    tree_level,
+    tree_merges,
+)
 
 ui.require_app()
 ws = ui.workspace()
@@ -127,7 +136,7 @@ def tree_section() -> None:
     if n < 2:
         st.info("The cluster tree needs two or more clusters.")
         return
-    now = ui.current_ids(result, edited)
+    now = current_ids(result, edited)
     names = {c: edited.names.get(e, str(e)) for c, e in now.items()}
     kind = st.radio(
         "Chart", ["icicle", "sunburst"], horizontal=True, key="tree_kind", format_func=str.capitalize
@@ -146,8 +155,8 @@ def tree_section() -> None:
         key="tree_level",
         help="cut the tree where this many groups remain: which clusters fall together",
     )
-    groups = ui.tree_level(result, edited, level)
-    size = ui.cluster_rows(result, edited)
+    groups = tree_level(result, edited, level)
+    size = cluster_rows(result, edited)
     st.dataframe(
         pd.DataFrame(
             {
@@ -169,7 +178,7 @@ def tree_section() -> None:
         help="one merge per group of two or more clusters; Undo in the edit log takes them all back",
     ):
         try:
-            ui.add_edits(ws, dataset_id, ui.tree_merges(result, edited, groups))
+            ui.add_edits(ws, dataset_id, tree_merges(result, edited, groups))
             st.rerun()
         except InputError as exc:
             st.error(ui.md_escape(exc.message))

@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages import ui
 from pipeline import InputError
-from pipeline.edits import edited_clusters, edited_table
+from pipeline.edits import clusters_with_parents, edited_clusters, edited_table
 from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 
 ui.require_app()
@@ -18,7 +18,7 @@ if dataset_id is None or result is None:
 
 edited = ui.edited(ws, dataset_id, result)
 table = edited_table(result, edited)
-clusters = ui.clusters_with_parents(result, edited, edited_clusters(result, edited))
+clusters = clusters_with_parents(result, edited, edited_clusters(result, edited))
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
 stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"

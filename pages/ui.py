@@ -14,13 +14,12 @@ import re
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 import pipeline
 from pipeline import PipelineConfig, PipelineError
-from pipeline.edits import Edit, Edited, corpus_of, edited_from_result, merge
+from pipeline.edits import Edit, Edited, edited_from_result
 from pipeline.store import Workspace, default_workspaces_dir, new_token, valid_token
 
 log = logging.getLogger("clusterlab.app")
@@ -478,79 +477,6 @@ def undo_edits(ws: Workspace, dataset_id: str) -> None:
     if steps:
         edits = edits_for(ws, dataset_id)
         save_edits(ws, dataset_id, edits[: len(edits) - steps[-1]], steps[:-1])
-
-
-def current_ids(result: pipeline.Result, edited: Edited) -> dict[int, int]:
-    """Each cluster of the result -> the cluster it is part of after the edits (edits move whole
-    clusters, so every member of a result cluster has the same edited id)."""
-    ids, first = np.unique(result.clustering.labels, return_index=True)
-    return {int(c): int(edited.labels[i]) for c, i in zip(ids, first, strict=True) if c >= 0}
-
-
-def cluster_rows(result: pipeline.Result, edited: Edited) -> dict[int, int]:
-    """Rows per cluster after the edits."""
-    sizes = pd.Series(result.corpus.counts).groupby(edited.labels).sum()
-    return {int(c): int(n) for c, n in sizes.items()}
-
-
-def tree_level(result: pipeline.Result, edited: Edited, n_groups: int) -> list[list[int]]:
-    """The edited clusters grouped as the cluster tree groups them once ``n_groups`` remain: one
-    list of edited cluster ids per group, largest group first.
-
-    The tree is over the result's clusters; an earlier merge that joined clusters of two
-    groups joins those groups too (a cluster cannot sit in two groups)."""
-    now = current_ids(result, edited)
-    groups: dict[int, set[int]] = {}
-    for cid, group in result.tree.cut(n_groups).items():
-        groups.setdefault(group, set()).add(now[cid])
-    # union groups that share an edited cluster (order kept: the first group's number wins)
-    joined: list[set[int]] = []
-    for _, members in sorted(groups.items()):
-        overlapping = [g for g in joined if g & members]
-        for g in overlapping:
-            members |= g
-            joined.remove(g)
-        joined.append(members)
-    size = cluster_rows(result, edited)
-    return [sorted(g) for g in sorted(joined, key=lambda g: (-sum(size[c] for c in g), min(g)))]
-
-
-def group_name(ids: list[int], edited: Edited, size: dict[int, int]) -> str:
-    """A merged group's name: the first words of its two largest clusters' names."""
-    top = sorted(ids, key=lambda c: (-size[c], c))[:2]
-    name = " + ".join(str(edited.names.get(c, c)).split(",")[0].strip() for c in top)
-    return name + (" + …" if len(ids) > 2 else "")
-
-
-def tree_merges(result: pipeline.Result, edited: Edited, groups: list[list[int]]) -> list[Edit]:
-    """One merge per group with two or more clusters. The groups are disjoint, so each merge's
-    clusters are untouched by the ones before it and every edit applies in order."""
-    corpus, size = corpus_of(result), cluster_rows(result, edited)
-    return [
-        merge(edited.labels, edited.names, ids, group_name(ids, edited, size), corpus)
-        for ids in groups
-        if len(ids) > 1
-    ]
-
-
-def clusters_with_parents(result: pipeline.Result, edited: Edited, clusters: pd.DataFrame) -> pd.DataFrame:
-    """The edited cluster summary with ``parent_id``: the tree node above each cluster. A merged
-    cluster that is exactly a node of the tree gets that node's parent; one that is not gets the
-    smallest node holding all its clusters. Empty for the unclustered."""
-    tree = result.tree
-    parent_of = tree.parent_of()
-    covers = [(int(n.id), int(n.parent_id), set(n.clusters)) for n in tree.nodes.itertuples()]
-    now = current_ids(result, edited)
-    parents: list[int | None] = []
-    for cid in clusters["id"]:
-        sources = {c for c, e in now.items() if e == int(cid)}
-        if len(sources) <= 1:
-            parent = parent_of.get(min(sources), -1) if sources else -1
-        else:
-            node, up, held = min((n for n in covers if sources <= n[2]), key=lambda n: len(n[2]))
-            parent = up if held == sources else node
-        parents.append(parent if parent >= 0 else None)
-    return clusters.assign(parent_id=pd.array(parents, dtype="Int64"))
 
 
 def save_settings(ws: Workspace, dataset_id: str, text_column: str, values: dict[str, Any]) -> None:
