@@ -221,7 +221,8 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
         values["cluster.assign_outliers"] = st.checkbox(
             "Assign unclustered texts to their nearest cluster",
             key="set:cluster.assign_outliers",
-            help="the original (unclustered) label stays in raw_cluster_id",
+            help="a text joins a cluster when it lies close to it and its nearest neighbours agree; "
+            "texts far from every cluster stay unclustered. The original label stays in raw_cluster_id",
         )
     else:
         get("cluster.n_clusters", min(10, max(2, n_texts // 10)))

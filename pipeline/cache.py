@@ -3,6 +3,11 @@
 A stage's key is ``sha256(stage name, VERSION, params, upstream keys)``, so large
 arrays are hashed never: only short strings are. Pieces inside a stage (embedding
 chunks) have keys of their own, so a killed run resumes inside the stage.
+
+Stages whose output holds big arrays (``MMAP_KINDS``) load them memory-mapped and
+read-only, the first run included (joblib reloads what it stored), so 1M x 384
+embeddings need the page cache rather than the process's memory; nothing may write
+into them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MISSING: Any = object()  # what ``Cache.lookup`` returns for an entry that is not there
 ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
+# Entry kinds whose arrays load as read-only np.memmap: embeddings (n x dim) and the
+# projection (n x dim when reduce is off: the embeddings themselves)
+MMAP_KINDS = frozenset({"embed", "reduce"})
+SCRATCH = "scratch"  # the cache folder's room for stages' temporary files
 
 
 def default_cache_dir() -> Path:
@@ -62,13 +71,26 @@ class Cache:
         self.location = Path(location).expanduser() if location is not None else None
         if self.location is not None:
             self.location.mkdir(parents=True, exist_ok=True)
-        self._memory = joblib.Memory(str(self.location) if self.location is not None else None, verbose=0)
+        where = str(self.location) if self.location is not None else None
+        self._memory = joblib.Memory(where, verbose=0)
+        # the same folders, read through memory maps (a joblib.Memory has one mmap_mode)
+        self._mapped = joblib.Memory(where, mmap_mode="r", verbose=0)
         self._funcs: dict[str, Any] = {}
 
     def _func(self, kind: str):
         if kind not in self._funcs:
-            self._funcs[kind] = self._memory.cache(_entry_function(kind), ignore=["compute"])
+            memory = self._mapped if kind in MMAP_KINDS else self._memory
+            self._funcs[kind] = memory.cache(_entry_function(kind), ignore=["compute"])
         return self._funcs[kind]
+
+    def scratch_dir(self) -> Path | None:
+        """Where a stage may put big temporary files: ``<cache>/scratch``, on the same disk as the
+        cache (the system temp folder may be memory-backed); None when caching is off."""
+        if self.location is None:
+            return None
+        folder = self.location / SCRATCH
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @property
     def enabled(self) -> bool:
@@ -106,7 +128,9 @@ class Cache:
             return value, False
         value = compute()
         if keep(value):
-            self._func(kind).call(key, lambda: value)
+            # for MMAP_KINDS joblib hands back the stored copy, memory-mapped: the computed
+            # arrays (and any temporary files behind them) can go at once
+            value, _metadata = self._func(kind).call(key, lambda: value)
         return value, False
 
     def lookup(self, kind: str, key: str, on_corrupt: Callable[[str], None] | None = None) -> Any:

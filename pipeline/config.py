@@ -35,6 +35,7 @@ LABEL_METHODS = ("keywords", "llm")
 # context.Runtime (key -> field name), so they are outside every cache key.
 RUNTIME_KEYS: dict[str, str] = {
     "embed.device": "device",
+    "embed.scheduler": "scheduler",
     "label.llm.concurrency": "llm_concurrency",
     "label.llm.timeout_s": "llm_timeout_s",
     "label.llm.max_retries": "llm_max_retries",
@@ -89,6 +90,10 @@ class ReduceParams:
     min_dist: float = 0.0
     metric: str = "cosine"
     seed: int = 42
+    # past this many distinct texts UMAP is fitted on a seeded random sample of this many and the
+    # rest are placed among their nearest sampled texts (minutes instead of hours at 1M);
+    # 0 = always fit on all of them
+    fit_sample: int = 50_000
 
     def __post_init__(self):
         _check("reduce", "n_neighbors", self.n_neighbors, 2 <= self.n_neighbors <= 200, "2..200")
@@ -102,6 +107,13 @@ class ReduceParams:
             "'cosine' or 'euclidean'",
         )
         _check_seed("reduce", self.seed)
+        _check(
+            "reduce",
+            "fit_sample",
+            self.fit_sample,
+            self.fit_sample == 0 or self.fit_sample >= 100,  # fewer gives UMAP too little to go on
+            "0 (fit on all texts) or an integer >= 100",
+        )
 
 
 @dataclass(frozen=True)
@@ -111,9 +123,12 @@ class ClusterParams:
     min_samples: int = 0  # 0 = chosen from min_cluster_size
     method: str = "eom"  # HDBSCAN cluster selection: "eom" or "leaf"
     epsilon: float = -1.0  # HDBSCAN cluster_selection_epsilon; -1 = chosen from the reduction
-    assign_outliers: bool = False  # put noise points into their nearest cluster
+    assign_outliers: bool = False  # noise points clearly near one cluster join it (far ones stay noise)
     n_clusters: int = 0  # k for k-means; with hdbscan: about this many clusters (0 = HDBSCAN decides)
     seed: int = 42  # k-means, and the subsamples of the stability readout
+    # HDBSCAN past this many distinct texts: fitted on a seeded sample of this size (sizes scaled
+    # to it), the other texts labelled by their nearest sampled neighbours; 0 = always fit on all
+    fit_sample: int = 200_000
 
     def __post_init__(self):
         _check(
@@ -141,6 +156,13 @@ class ClusterParams:
         )
         _check("cluster", "n_clusters", self.n_clusters, self.n_clusters >= 0, "0 or a positive integer")
         _check_seed("cluster", self.seed)
+        _check(
+            "cluster",
+            "fit_sample",
+            self.fit_sample,
+            self.fit_sample == 0 or self.fit_sample >= 1000,
+            "0 (always all texts) or at least 1000",
+        )
         if self.algorithm == "kmeans":
             _check(
                 "cluster",

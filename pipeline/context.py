@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 import threading
 import time
 import typing
@@ -21,6 +22,9 @@ from .errors import Cancelled, ConfigError
 from .events import Event
 
 T = TypeVar("T")
+
+# "tcp://host:8786", "tls://...", "inproc://...", or "host:port" (Dask's default protocol is tcp)
+SCHEDULER_ADDRESS = re.compile(r"(?:(?:tcp|tls|inproc|ucx|ws|wss)://[^\s/]+|[^\s/:]+:\d+)/?")
 
 
 class Secret:
@@ -68,6 +72,8 @@ class Runtime:
     chunk_size: int = 1000  # texts per cached embedding chunk
     heartbeat_s: float = 2.0  # a progress event at least this often while a stage runs
     embedder: Any = None  # an Embedder object to use instead of loading embed.model
+    # a Dask scheduler (e.g. tcp://host:8786) to embed on; "" = $DASK_SCHEDULER_ADDRESS, else here
+    scheduler: str = ""
     # label.method = "llm": the key (else $OPENAI_API_KEY), kept in a Secret; and how to call
     llm_api_key: Secret | str | None = field(default=None, repr=False)
     llm_concurrency: int = 4  # clusters labeled at the same time
@@ -80,6 +86,14 @@ class Runtime:
             # an empty password field means "no key", not an empty key
             object.__setattr__(self, "llm_api_key", Secret(str(key).strip()) if str(key).strip() else None)
         _check("embed", "device", self.device, self.device in DEVICES, " or ".join(map(repr, DEVICES)))
+        object.__setattr__(self, "scheduler", str(self.scheduler).strip())
+        _check(
+            "embed",
+            "scheduler",
+            self.scheduler,
+            not self.scheduler or bool(SCHEDULER_ADDRESS.fullmatch(self.scheduler)),
+            "empty (embed on this machine) or a Dask scheduler address such as tcp://host:8786",
+        )
         _check("label.llm", "concurrency", self.llm_concurrency, 1 <= self.llm_concurrency <= 64, "1..64")
         _check(
             "label.llm",

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SEPARATION_SAMPLE = 5_000  # clustered points the silhouette is computed on, at most
 STABILITY_RUNS = 2  # re-clusterings of random subsamples
 STABILITY_FRACTION = 0.8  # share of the distinct texts each subsample keeps
+STABILITY_SAMPLE = 50_000  # ... but at most this many: re-clustering 80% of a million is minutes
 MIN_STABILITY_POINTS = 20  # below this, stability is not measured
 
 
@@ -138,8 +139,19 @@ def merge_to(labels: np.ndarray, merges: Merges, n_groups: int) -> np.ndarray:
     first: dict[int, int] = {}
     for cid, root in sorted(root_of.items()):
         first.setdefault(root, cid)
-    mapping = {cid: first[root] for cid, root in root_of.items()}
-    return np.array([mapping.get(int(x), -1) for x in labels], dtype=np.int64)
+    return relabel(labels, {cid: first[root] for cid, root in root_of.items()})
+
+
+def relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """``labels`` with every id in ``mapping`` replaced (vectorised: a million labels in
+    milliseconds); ids not in ``mapping``, -1 included, become -1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if not mapping:
+        return np.full(len(labels), -1, dtype=np.int64)
+    old = np.array(sorted(mapping), dtype=np.int64)
+    new = np.array([mapping[int(i)] for i in old], dtype=np.int64)
+    position = np.clip(np.searchsorted(old, labels), 0, len(old) - 1)
+    return np.where(old[position] == labels, new[position], -1)
 
 
 def assign_by_neighbours(coords: np.ndarray, labels: np.ndarray, k: int = 15) -> np.ndarray:
@@ -156,6 +168,121 @@ def assign_by_neighbours(coords: np.ndarray, labels: np.ndarray, k: int = 15) ->
     model.fit(coords[clustered], out[clustered])
     out[~clustered] = model.predict(coords[~clustered])
     return out
+
+
+def extend_labels(
+    sample_coords: np.ndarray,
+    sample_labels: np.ndarray,
+    sample_probabilities: np.ndarray,
+    coords: np.ndarray,
+    k: int = 15,
+    block: int = 50_000,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels for ``coords`` from a clustering of a sample of the same space, like HDBSCAN's own
+    prediction: the closeness-weighted vote of the ``k`` nearest sample points, noise (-1) voting
+    like a cluster, so a point in a sparse region stays unclustered; and a point further from the
+    sample than ``ASSIGN_REACH`` x its gaps (see ``assign_confident``) is noise too. The probability
+    is the winning share of the vote times the voters' mean membership probability. In blocks of
+    ``block`` points (``progress(fraction)`` after each)."""
+    from sklearn.neighbors import KDTree
+
+    sample_coords = np.asarray(sample_coords, dtype=np.float64)
+    sample_labels = np.asarray(sample_labels, dtype=np.int64)
+    probabilities = np.asarray(sample_probabilities, dtype=np.float64)
+    clustered = sample_labels >= 0
+    if not clustered.any():  # nothing to join: all noise, as in the sample
+        return np.full(len(coords), -1, dtype=np.int64), np.zeros(len(coords), dtype=np.float32)
+    tree = KDTree(sample_coords)
+    limit = ASSIGN_REACH * _member_gap(KDTree(sample_coords[clustered]), sample_coords[clustered], 0)
+    k = int(min(k, len(sample_coords)))
+    labels = np.empty(len(coords), dtype=np.int64)
+    strength = np.empty(len(coords), dtype=np.float32)
+    for start in range(0, len(coords), block):
+        stop = min(start + block, len(coords))
+        distance, neighbour = tree.query(np.asarray(coords[start:stop], dtype=np.float64), k=k)
+        voters = sample_labels[neighbour]
+        winner, share = _vote(voters, distance)
+        winner = np.where(distance[:, 0] <= limit, winner, -1)
+        agree = voters == winner[:, None]
+        mean_probability = (probabilities[neighbour] * agree).sum(axis=1) / np.maximum(agree.sum(axis=1), 1)
+        labels[start:stop] = winner
+        strength[start:stop] = np.where(winner >= 0, share * mean_probability, 0.0)
+        if progress is not None:
+            progress(stop / len(coords))
+    return labels, strength
+
+
+ASSIGN_NEIGHBOURS = 15  # clustered neighbours that vote on an outlier's cluster
+ASSIGN_MIN_SHARE = 0.8  # share of the (closeness-weighted) vote the winning cluster needs
+ASSIGN_REACH = 3.0  # x the 99th percentile of the gaps between clustered neighbours
+REACH_SAMPLE = 20_000  # clustered points the gap percentile is measured on, at most
+
+
+def assign_confident(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    k: int = ASSIGN_NEIGHBOURS,
+    min_share: float = ASSIGN_MIN_SHARE,
+    reach: float = ASSIGN_REACH,
+    seed: int = 0,
+) -> np.ndarray:
+    """-1 points that clearly belong to a cluster get it; the others stay -1.
+
+    A point joins the cluster that wins the closeness-weighted vote of its ``k`` nearest
+    clustered points when (1) that cluster holds at least ``min_share`` of the vote and (2) its
+    nearest clustered point is no further than ``reach`` x the 99th percentile of the distance
+    from a clustered point to its nearest clustered neighbour (measured on at most
+    ``REACH_SAMPLE`` of them). A point far from every cluster, or between two, stays
+    unclustered: assigning those lowered agreement with the true groups on the benchmark sets
+    (``pipeline.bench_quality --assign-outliers``), keeping them never did."""
+    out = np.asarray(labels, dtype=np.int64).copy()
+    clustered = out >= 0
+    if clustered.all() or not clustered.any():
+        return out
+    from sklearn.neighbors import KDTree
+
+    members = np.asarray(coords, dtype=np.float64)[clustered]
+    tree = KDTree(members)
+    k = int(min(k, len(members)))
+    dist, index = tree.query(np.asarray(coords, dtype=np.float64)[~clustered], k=k)
+    winner, share = _vote(out[clustered][index], dist)
+    limit = reach * _member_gap(tree, members, seed)
+    ok = (share >= min_share) & (dist[:, 0] <= limit)
+    outliers = np.flatnonzero(~clustered)
+    out[outliers[ok]] = winner[ok]
+    return out
+
+
+def _vote(
+    neighbour_labels: np.ndarray, dist: np.ndarray, block: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the label with the largest sum of 1/distance among the neighbours (ties: the
+    smaller label) and its share of the total."""
+    weights = 1.0 / np.maximum(dist, 1e-12)
+    winners = np.empty(len(weights), dtype=np.int64)
+    shares = np.empty(len(weights))
+    for start in range(0, len(weights), block):
+        lab, w = neighbour_labels[start : start + block], weights[start : start + block]
+        # score of each neighbour's label = the weight of all neighbours with that label
+        score = ((lab[:, :, None] == lab[:, None, :]) * w[:, None, :]).sum(axis=2)
+        best = score.max(axis=1)
+        winners[start : start + block] = np.where(score >= best[:, None], lab, np.iinfo(np.int64).max).min(
+            axis=1
+        )
+        shares[start : start + block] = best / w.sum(axis=1)
+    return winners, shares
+
+
+def _member_gap(tree, members: np.ndarray, seed: int) -> float:
+    """99th percentile of the distance from a clustered point to its nearest clustered neighbour."""
+    if len(members) < 2:
+        return np.inf
+    rows = np.arange(len(members))
+    if len(rows) > REACH_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, REACH_SAMPLE, replace=False))
+    dist, _ = tree.query(members[rows], k=2)
+    return float(np.percentile(dist[:, 1], 99))
 
 
 # --- readouts -----------------------------------------------------------------------------------
@@ -214,9 +341,12 @@ def stability(
     seed: int = 0,
     runs: int = STABILITY_RUNS,
     fraction: float = STABILITY_FRACTION,
+    sample: int | None = None,
 ) -> float | None:
     """Mean adjusted Rand index between ``labels`` and ``recluster(subset)`` on that subset, over
-    ``runs`` random subsets holding ``fraction`` of the points (noise counts as one group).
+    ``runs`` random subsets holding ``fraction`` of the points, at most ``sample`` of them (noise
+    counts as one group). ``recluster`` sees how many rows it gets: the cluster stage scales its
+    sizes to a bounded subsample (see ``stability_size``).
 
     1.0 = leaving out a fifth of the texts changes no cluster; near 0 = the grouping is not
     reproducible. It measures sensitivity to the sample with the same reduction; it does not
@@ -229,7 +359,7 @@ def stability(
     rng = np.random.default_rng(seed)
     scores = []
     for _ in range(runs):
-        subset = np.sort(rng.choice(n, int(round(n * fraction)), replace=False))
+        subset = np.sort(rng.choice(n, stability_size(n, fraction, sample), replace=False))
         try:
             again = recluster(subset)
         except Exception as exc:  # a subsample the algorithm cannot handle: no readout, no failure
@@ -237,6 +367,11 @@ def stability(
             return None
         scores.append(adjusted_rand_score(labels[subset], again))
     return float(np.mean(scores))
+
+
+def stability_size(n: int, fraction: float = STABILITY_FRACTION, sample: int | None = None) -> int:
+    """Points in each stability subsample for ``n`` points (``sample`` None: ``STABILITY_SAMPLE``)."""
+    return min(int(round(n * fraction)), STABILITY_SAMPLE if sample is None else sample)
 
 
 def readouts(
@@ -257,11 +392,17 @@ def readouts(
         "separation": None if sep is None else round(sep, 4),
         "stability": None if stab is None else round(stab, 4),
         "separation_measure": f"silhouette on the reduced coordinates, <= {SEPARATION_SAMPLE:,} clustered texts",
-        "stability_measure": (
-            f"mean ARI with {STABILITY_RUNS} re-clusterings of {STABILITY_FRACTION:.0%} subsamples "
-            "(same reduction; noise counts as a group)"
-        ),
+        "stability_measure": _stability_measure(len(raw_labels)),
     }
+
+
+def _stability_measure(n: int) -> str:
+    size = stability_size(n)
+    if size < int(round(n * STABILITY_FRACTION)):
+        of = f"{size:,}-text subsamples (sizes scaled to the subsample)"
+    else:
+        of = f"{STABILITY_FRACTION:.0%} subsamples"
+    return f"mean ARI with {STABILITY_RUNS} re-clusterings of {of} (same reduction; noise counts as a group)"
 
 
 # --- the cluster tree ---------------------------------------------------------------------------

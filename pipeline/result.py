@@ -176,6 +176,10 @@ class Result:
                 "clusters": self.n_clusters,
                 "noise_share": round(self.noise_share, 4),
                 "projection": self.projection.method,
+                # UMAP fitted on this many texts, the others placed among them (0: on all)
+                "projection_fitted_on": self.projection.fitted_on,
+                # HDBSCAN fitted on this many texts, the others joined by neighbours (0: on all)
+                "clustering_fitted_on": int(self.clustering.resolved.get("fit_sample", 0)),
             },
             "quality": {key: _plain(v) for key, v in self.readouts.items()},
             "tree": self.tree.to_records(),

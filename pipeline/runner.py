@@ -274,9 +274,12 @@ def _summary(stage: str, value: Any, hit: bool) -> str:
     if stage == "embed":
         return f"{source}: {value.vectors.shape[0]:,} vectors of {value.dim} dimensions"
     if stage == "reduce":
-        return f"{source}: {value.coords.shape[1]} dimensions ({value.method})"
+        fitted = f", fitted on {value.fitted_on:,} of {len(value.coords):,} texts" if value.fitted_on else ""
+        return f"{source}: {value.coords.shape[1]} dimensions ({value.method}{fitted})"
     if stage == "cluster":
-        return f"{source}: {value.n_clusters} clusters"
+        sample = value.resolved.get("fit_sample", 0)
+        fitted = f" (HDBSCAN fitted on {sample:,} of {len(value.labels):,} texts)" if sample else ""
+        return f"{source}: {value.n_clusters} clusters{fitted}"
     if stage == "label":
         text = f"{source}: {len(value.clusters)} groups labelled"
         if value.method == "llm":

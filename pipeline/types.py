@@ -102,6 +102,7 @@ class Projection:
     layout: np.ndarray
     method: str  # "umap", "pca" (tiny corpora) or "none" (reduce switched off)
     n_neighbors: int = 0
+    fitted_on: int = 0  # UMAP was fitted on this many sampled points, the rest placed; 0 = all
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def test_about_k_keeps_noise_visible_and_hdbscan_alone_finds_its_own_number():
     assert about.n_clusters == 3
     assert (about.raw_labels[-2:] == -1).all() and (about.labels[-2:] == -1).all()
     assigned = hdbscan(points, n_clusters=3, assign_outliers=True)
-    assert (assigned.labels >= 0).all() and (assigned.raw_labels[-2:] == -1).all()
+    assert (assigned.raw_labels[-2:] == -1).all()
+    assert (assigned.labels[-2:] == -1).all()  # far from every cluster: never pushed into one
 
 
 def test_about_k_says_when_hdbscan_cannot_find_that_many():
@@ -142,6 +143,36 @@ def test_assigning_outliers_does_not_lower_agreement_with_the_truth():
     assert adjusted_mutual_info_score(truth, assigned.labels) >= adjusted_mutual_info_score(truth, raw.labels)
 
 
+def test_outliers_near_a_cluster_join_it_far_or_undecided_ones_stay_unclustered():
+    rng = np.random.default_rng(8)
+    left = rng.normal(0, 0.3, (200, 2))
+    right = rng.normal(0, 0.3, (200, 2)) + [10.0, 0.0]
+    near = np.array([[1.2, 0.0], [8.8, 0.0]])  # just outside each blob
+    far = np.array([[5.0, 40.0]])  # far from both
+    between = np.array([[5.0, 0.0]])  # halfway: the vote is split
+    points = np.concatenate([left, right, near, far, between])
+    raw = np.array([0] * 200 + [1] * 200 + [-1] * 4)
+    out = quality.assign_confident(points, raw)
+    assert out[400] == 0 and out[401] == 1
+    assert out[402] == -1 and out[403] == -1
+    np.testing.assert_array_equal(out[:400], raw[:400])
+    assert (quality.assign_by_neighbours(points, raw) >= 0).all()  # the unconditional vote (about K)
+
+
+def test_renumbering_and_relabelling_are_vectorised_and_keep_their_order():
+    from pipeline.stages.cluster import _renumber
+
+    labels = np.array([5, 5, -1, 2, 2, 2, 9, 9, 9, -1])
+    np.testing.assert_array_equal(_renumber(labels, np.ones(10)), [2, 2, -1, 0, 0, 0, 1, 1, 1, -1])
+    # above: 2 and 9 tie in size, 2 comes first; below: weights count
+    weights = np.array([3, 3, 1, 1, 1, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(_renumber(labels, weights), [0, 0, -1, 1, 1, 1, 2, 2, 2, -1])
+    assert (_renumber(np.full(4, -1), np.ones(4)) == -1).all()
+    np.testing.assert_array_equal(quality.relabel(labels, {5: 0, 2: 0}), [0, 0, -1, 0, 0, 0, -1, -1, -1, -1])
+    big = np.random.default_rng(9).integers(-1, 300, 1_000_000)
+    assert (_renumber(big, np.ones(len(big))) >= 0).sum() == (big >= 0).sum()
+
+
 # --- readouts -----------------------------------------------------------------------------------
 
 
@@ -163,6 +194,26 @@ def test_structureless_data_reads_as_less_stable_and_less_separated():
     if result.readouts["separation"] is not None:
         assert result.readouts["separation"] < blobs.readouts["separation"]
     assert result.readouts["stability"] < blobs.readouts["stability"]
+
+
+def test_large_inputs_get_stability_from_a_bounded_subsample(monkeypatch):
+    points, _, _ = nested_blobs(per=60)
+    monkeypatch.setattr(quality, "STABILITY_SAMPLE", 200)  # 540 points: like a million against 50,000
+    seen: list[int] = []
+    real = quality.stability
+
+    def spy(labels, recluster, seed=0, **kw):
+        def wrapped(rows):
+            seen.append(len(rows))
+            return recluster(rows)
+
+        return real(labels, wrapped, seed, **kw)
+
+    monkeypatch.setattr(quality, "stability", spy)
+    result = hdbscan(points, min_cluster_size=20)
+    assert seen == [200, 200]
+    assert result.readouts["stability"] > 0.9  # sizes scaled to the subsample: the same 9 blobs
+    assert "200-text subsamples" in result.readouts["stability_measure"]
 
 
 def test_kmeans_has_readouts_too():

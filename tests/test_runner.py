@@ -24,8 +24,9 @@ def test_events_describe_every_stage(topic_table, cache_dir, fake_embedder):
         assert 0.0 <= event.fraction <= 1.0
         assert event.elapsed_s >= 0.0
     embed_progress = [e for e in events if e.stage == "embed" and e.kind == "progress"]
-    # 120 texts in chunks of 50: one event per chunk, fractions rising to 1
-    assert [round(e.fraction, 2) for e in embed_progress] == [0.42, 0.83, 1.0]
+    # 120 texts in chunks of 50: the model loads, then one event per chunk, fractions rising to 1
+    assert [round(e.fraction, 2) for e in embed_progress] == [0.0, 0.42, 0.83, 1.0]
+    assert embed_progress[0].message == f"embedding with {fake_embedder.identity}"
     assert "chunk 3/3" in embed_progress[-1].message
     assert result.n_clusters == 4
 

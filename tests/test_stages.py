@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import ClusterParams, LabelParams, PreprocessParams, ReduceParams, StageError
+from pipeline import ClusterParams, ConfigError, LabelParams, PreprocessParams, ReduceParams, StageError
 from pipeline.stages.cluster import auto_min_cluster_size, cluster
 from pipeline.stages.label import ctfidf, label, unique_labels
 from pipeline.stages.preprocess import preprocess
@@ -67,7 +67,8 @@ def test_noise_stays_visible_and_assignment_keeps_the_raw_label():
     raw = cluster(projection_of(points), ClusterParams(min_cluster_size=5))
     assert (raw.labels[-2:] == -1).all()
     assigned = cluster(projection_of(points), ClusterParams(min_cluster_size=5, assign_outliers=True))
-    assert (assigned.labels >= 0).all()
+    # points far from every cluster are not forced into one (tests/test_quality.py: near ones join)
+    assert (assigned.labels[-2:] == -1).all()
     assert (assigned.raw_labels[-2:] == -1).all()
     np.testing.assert_array_equal(assigned.labels[:-2], raw.labels[:-2])
 
@@ -168,3 +169,31 @@ def test_ctfidf_prefers_words_specific_to_a_cluster():
     counts = sp.csr_matrix(np.array([[5, 1, 3], [0, 1, 3]]))
     scores = ctfidf(counts)
     assert scores[0, 0] > scores[0, 2]  # word 0 only in cluster 0 beats word 2 shared by both
+
+
+def test_large_input_is_fitted_on_a_sample_and_the_rest_follow_their_neighbours():
+    from sklearn.metrics import adjusted_rand_score
+
+    from pipeline.context import StageContext
+
+    points, truth = blobs(n_per=1000, centers=4, dim=5, spread=0.3)
+    far = np.full((3, 5), 60.0, dtype=np.float32) + np.arange(3, dtype=np.float32)[:, None] * 20
+    points = np.concatenate([points, far])
+    messages: list[str] = []
+    ctx = StageContext(stage="cluster", emit=lambda e: messages.append(e.message))
+    params = ClusterParams(min_cluster_size=40, fit_sample=1000)
+    sampled = cluster(projection_of(points), params, ctx)
+    full = cluster(projection_of(points), ClusterParams(min_cluster_size=40, fit_sample=0))
+    assert sampled.resolved["fit_sample"] == 1000 and "fit_sample" not in full.resolved
+    assert any("fitted on a sample of 1,000" in m for m in messages)
+    assert sampled.n_clusters == full.n_clusters == 4
+    assert adjusted_rand_score(truth, sampled.labels[:-3]) > 0.99
+    assert (sampled.labels[-3:] == -1).all()  # points far from every sampled cluster stay noise
+    assert ((sampled.probabilities > 0) == (sampled.labels >= 0)).all()
+    again = cluster(projection_of(points), params)
+    np.testing.assert_array_equal(again.labels, sampled.labels)  # the sample is seeded
+
+
+def test_fit_sample_setting_is_checked():
+    with pytest.raises(ConfigError, match="cluster.fit_sample"):
+        ClusterParams(fit_sample=10)

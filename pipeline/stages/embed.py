@@ -1,12 +1,23 @@
-"""embed: distinct texts -> float32 vectors, in chunks that are cached one by one."""
+"""embed: distinct texts -> float32 vectors, in chunks that are cached one by one.
+
+The vectors are written chunk by chunk into a memory-mapped .npy file (never one array in
+memory), here or on a Dask cluster (``Runtime.scheduler``, see pipeline/distributed.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
+import tempfile
+import weakref
+from pathlib import Path
 
 import numpy as np
 
-from ..cache import chain_key
+from .. import distributed
+from ..cache import MISSING, chain_key
 from ..config import EmbedParams
 from ..context import StageContext, detached
 from ..embedders import Embedder, embedder_identity, load_embedder
@@ -14,6 +25,7 @@ from ..errors import StageError
 from ..types import Corpus, Embeddings
 
 VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def chunk_plan(texts: np.ndarray, chunk_size: int) -> list[np.ndarray]:
@@ -30,48 +42,154 @@ def chunk_key(identity: str, texts: list[str]) -> str:
     return chain_key("embed_chunk", VERSION, identity, digest.hexdigest())
 
 
+def checked(block: np.ndarray, n_texts: int) -> np.ndarray:
+    """The model's output as float32, or a StageError unless it is one vector per text."""
+    out = np.asarray(block, dtype=np.float32)
+    if out.ndim != 2 or out.shape[0] != n_texts:
+        raise StageError(
+            "embed",
+            f"the model returned an array of shape {out.shape} for {n_texts} texts; "
+            "expected one vector per text",
+            hint="check that embed.model is a sentence-embedding model",
+        )
+    return out
+
+
+def scratch_memmap(folder: Path | None, shape: tuple[int, int]) -> np.memmap:
+    """A float32 .npy mapped into memory, its file already unlinked where the OS allows it: the
+    disk space is freed when the last view of the array goes, and a killed run leaves nothing."""
+    handle, path = tempfile.mkstemp(prefix="embed-", suffix=".npy", dir=folder)
+    os.close(handle)
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    except BaseException:
+        os.unlink(path)
+        raise
+    try:
+        os.unlink(path)
+    except OSError:  # Windows keeps mapped files: remove it once the array is gone
+        weakref.finalize(array, _remove, path)
+    return array
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class _Vectors:
+    """The output array, made when the first chunk says the dimension, filled chunk by chunk."""
+
+    def __init__(self, total: int, folder: Path | None):
+        self.total, self.folder = total, folder
+        self.array: np.memmap | None = None
+        self.finite = True
+
+    def put(self, index: np.ndarray, block: np.ndarray) -> None:
+        if self.array is None:
+            self.array = scratch_memmap(self.folder, (self.total, block.shape[1]))
+        self.array[index] = block
+        # checked per chunk: a whole-array isfinite would need n x dim bytes at once
+        self.finite = self.finite and bool(np.isfinite(block).all())
+
+    def finish(self) -> np.memmap:
+        assert self.array is not None  # preprocess guarantees at least one text
+        if not self.finite:
+            raise StageError(
+                "embed",
+                "the model produced non-finite values (NaN or inf)",
+                hint="try another embed.model; if it persists, report it with the manifest",
+            )
+        self.array.flush()
+        self.array.flags.writeable = False  # later stages read, never write (as from the cache)
+        return self.array
+
+
 def embed(corpus: Corpus, params: EmbedParams, ctx: StageContext | None = None) -> Embeddings:
     """Embed every distinct text. Weights load only if some chunk is not cached yet."""
     ctx = ctx or detached("embed")
     given: Embedder | None = ctx.runtime.embedder
     identity = given.identity if given is not None else embedder_identity(params)
     chunks = chunk_plan(corpus.texts, max(1, ctx.runtime.chunk_size))
-    total = corpus.n_texts
-    vectors: np.ndarray | None = None
-    done = loaded = 0
+    vectors = _Vectors(corpus.n_texts, ctx.cache.scratch_dir())
+    address = distributed.scheduler_address(ctx.runtime)
+    if address:
+        _embed_on_cluster(address, corpus, chunks, identity, params, vectors, ctx)
+    else:
+        _embed_here(corpus, chunks, identity, params, vectors, ctx)
+    return Embeddings(vectors=vectors.finish(), model=identity)
+
+
+def _embed_here(corpus, chunks, identity, params, vectors: _Vectors, ctx: StageContext) -> None:
+    given: Embedder | None = ctx.runtime.embedder
+    total, done = corpus.n_texts, 0
+    started = False
     for number, index in enumerate(chunks, start=1):
         texts = [str(t) for t in corpus.texts[index]]
 
-        def compute(texts: list[str] = texts) -> np.ndarray:
+        def compute(texts: list[str] = texts, fraction: float = done / total) -> np.ndarray:
+            nonlocal started
+            if not started:  # the first chunk also loads the model (and builds it, the first time)
+                ctx.progress(fraction, _loading_message(params, given))
+                started = True
             embedder = given or load_embedder(
                 params, ctx.runtime.device, ctx.runtime.batch_size, ctx.cache.location
             )
-            out = np.asarray(embedder.encode(texts), dtype=np.float32)
-            if out.ndim != 2 or out.shape[0] != len(texts):
-                raise StageError(
-                    "embed",
-                    f"the model returned an array of shape {out.shape} for {len(texts)} texts; "
-                    "expected one vector per text",
-                    hint="check that embed.model is a sentence-embedding model",
-                )
-            return out
+            return checked(embedder.encode(texts), len(texts))
 
         block, hit = ctx.piece("embed_chunk", chunk_key(identity, texts), compute)
-        if vectors is None:
-            vectors = np.empty((total, block.shape[1]), dtype=np.float32)
-        vectors[index] = block
+        vectors.put(index, block)
         done += len(texts)
-        loaded += hit
-        ctx.progress(
-            done / total,
-            f"chunk {number}/{len(chunks)}: {done:,} of {total:,} texts"
-            + (" (chunk from cache)" if hit else ""),
-        )
-    assert vectors is not None  # preprocess guarantees at least one text
-    if not np.isfinite(vectors).all():
-        raise StageError(
-            "embed",
-            "the model produced non-finite values (NaN or inf)",
-            hint="try another embed.model; if it persists, report it with the manifest",
-        )
-    return Embeddings(vectors=vectors, model=identity)
+        ctx.progress(done / total, _chunk_message(number, len(chunks), done, total, hit))
+
+
+def _embed_on_cluster(
+    address, corpus, chunks, identity, params, vectors: _Vectors, ctx: StageContext
+) -> None:
+    """Cached chunks load here; the others go to the Dask cluster, and each is cached the moment
+    it comes back, so a run that stops (a worker or this process killed) resumes with it."""
+    total, done = corpus.n_texts, 0
+    todo: list[distributed.Job] = []
+    for number, index in enumerate(chunks, start=1):
+        texts = [str(t) for t in corpus.texts[index]]
+        key = chunk_key(identity, texts)
+        block = ctx.cached_piece("embed_chunk", key)
+        if block is MISSING:
+            todo.append(distributed.Job(number, key, texts))
+            continue
+        vectors.put(index, block)
+        done += len(texts)
+        ctx.progress(done / total, _chunk_message(number, len(chunks), done, total, True))
+    if not todo:
+        return
+    ctx.progress(
+        done / total,
+        f"sending {len(todo)} of {len(chunks)} chunks ({total - done:,} texts) to the Dask scheduler at {address}",
+    )
+    spec = distributed.EmbedderSpec.of(ctx.runtime, params, ctx.cache.location)
+    with contextlib.closing(
+        distributed.embed_chunks(address, todo, spec, identity, ctx.check_cancelled)
+    ) as results:
+        for job, block in results:
+            block = checked(block, len(job.texts))
+            block, _ = ctx.piece("embed_chunk", job.key, lambda block=block: block)
+            vectors.put(chunks[job.number - 1], block)
+            done += len(job.texts)
+            ctx.progress(
+                done / total, _chunk_message(job.number, len(chunks), done, total, False) + " (Dask)"
+            )
+
+
+def _loading_message(params: EmbedParams, given: Embedder | None) -> str:
+    if given is not None:
+        return f"embedding with {given.identity}"
+    if params.backend == "torch":
+        return f"loading {params.model}"
+    return (
+        f"loading {params.model} for {params.backend} (its first use on this machine builds it "
+        "from the packaged model: about a minute, once)"
+    )
+
+
+def _chunk_message(number: int, n_chunks: int, done: int, total: int, hit: bool) -> str:
+    return f"chunk {number}/{n_chunks}: {done:,} of {total:,} texts" + (" (chunk from cache)" if hit else "")
