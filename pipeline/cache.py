@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +53,15 @@ def chain_key(*parts: Any) -> str:
 
     blob = json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def texts_digest(texts: Iterable[str]) -> str:
+    """sha256 of a list of texts (order matters), for keys of pieces computed from them."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 def _entry_function(kind: str) -> Callable[..., Any]:

@@ -68,6 +68,29 @@ def test_cluster_setting_recomputes_only_cluster_and_label(
     assert calls["cluster"] == 1
 
 
+def test_relabeling_after_a_recluster_reuses_the_word_counts(
+    topic_table, cache_dir, fake_embedder, monkeypatch
+):
+    from pipeline.stages import label as label_mod
+
+    calls = {"vectorize": 0}
+    real = label_mod._vectorize
+
+    def counting(*args, **kwargs):
+        calls["vectorize"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(label_mod, "_vectorize", counting)
+    first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    again, events = run_collect(
+        topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
+    )
+    assert computed_stages(events) == ["cluster", "label"] and calls["vectorize"] == 1
+    assert again.labels.clusters["keywords"].map(len).gt(0).all()  # keywords still found
+    run_collect(topic_table, config_for(**{"label.max_ngram": 1}), cache_dir, fake_embedder)
+    assert calls["vectorize"] == 2  # a setting that changes the counts counts again
+
+
 def test_reduce_setting_recomputes_reduce_cluster_label(topic_table, cache_dir, fake_embedder):
     run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     _, events = run_collect(topic_table, config_for(**{"reduce.n_neighbors": 8}), cache_dir, fake_embedder)

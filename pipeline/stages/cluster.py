@@ -20,7 +20,8 @@ from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import Clustering, Projection
 
-VERSION = 3  # 3: confident outlier assignment; stability sampled above 62,500 texts; fit_sample
+VERSION = 4  # 3: confident outlier assignment; stability sampled for large inputs; 4: fit_sample, leaf size
+LEAF_SIZE = 100  # HDBSCAN's k-d tree leaves: 100 instead of 40 makes a 100k-point fit a quarter faster
 UMAP_EPSILON = 0.4  # automatic cluster_selection_epsilon on UMAP coordinates (see auto_epsilon)
 
 
@@ -78,7 +79,7 @@ class HdbscanTree:
         self.coords = coords
         self.min_samples = max(1, min(min_samples, len(coords) - 1))
         self.model = hdbscan.HDBSCAN(
-            min_cluster_size=2, min_samples=self.min_samples, core_dist_n_jobs=1
+            min_cluster_size=2, min_samples=self.min_samples, core_dist_n_jobs=1, leaf_size=LEAF_SIZE
         ).fit(coords)
 
     def labels(self, min_cluster_size: int, method: str = "eom", epsilon: float = 0.0) -> np.ndarray:
@@ -109,6 +110,7 @@ def _fit(coords, min_cluster_size, min_samples, method, epsilon) -> tuple[np.nda
         cluster_selection_method=method,
         cluster_selection_epsilon=epsilon,
         core_dist_n_jobs=1,
+        leaf_size=LEAF_SIZE,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

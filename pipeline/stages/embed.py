@@ -7,7 +7,6 @@ memory), here or on a Dask cluster (``Runtime.scheduler``, see pipeline/distribu
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import distributed
-from ..cache import MISSING, chain_key
+from ..cache import MISSING, chain_key, texts_digest
 from ..config import EmbedParams
 from ..context import StageContext, detached
 from ..embedders import Embedder, embedder_identity, load_embedder
@@ -35,11 +34,7 @@ def chunk_plan(texts: np.ndarray, chunk_size: int) -> list[np.ndarray]:
 
 
 def chunk_key(identity: str, texts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return chain_key("embed_chunk", VERSION, identity, digest.hexdigest())
+    return chain_key("embed_chunk", VERSION, identity, texts_digest(texts))
 
 
 def checked(block: np.ndarray, n_texts: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import llm, terms
+from ..cache import chain_key, texts_digest
 from ..config import LabelParams
 from ..context import StageContext, detached
 from ..errors import StageError
@@ -44,6 +45,11 @@ def _vectorize(texts: list[str], params: LabelParams, n_texts: int):
     keys = vectorizer.get_feature_names_out()
     shown = np.array([analyzer.surface(str(k)) for k in keys], dtype=object)
     return matrix, keys, shown, codes
+
+
+def terms_key(texts: list[str], params: LabelParams) -> str:
+    """The cache key of the term counts of ``texts`` (only the settings that change them)."""
+    return chain_key("label_terms", VERSION, params.stop_words, params.max_ngram, texts_digest(texts))
 
 
 def ctfidf(counts: sp.spmatrix) -> np.ndarray:
@@ -152,7 +158,10 @@ def summarise(
     ids = sorted(set(clustering.labels.tolist()))
     texts = [str(t) for t in corpus.texts]
     ctx.progress(0.1 * share, f"counting words in {len(texts):,} distinct texts")
-    matrix, keys, shown, codes = _vectorize(texts, params, len(texts))
+    # the counts depend on the texts, not on the clusters: a re-clustering loads them
+    (matrix, keys, shown, codes), _ = ctx.piece(
+        "label_terms", terms_key(texts, params), lambda: _vectorize(texts, params, len(texts))
+    )
     row_of = {cid: i for i, cid in enumerate(ids)}
     membership = sp.csr_matrix(
         (
