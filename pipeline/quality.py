@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SEPARATION_SAMPLE = 5_000  # clustered points the silhouette is computed on, at most
 STABILITY_RUNS = 2  # re-clusterings of random subsamples
 STABILITY_FRACTION = 0.8  # share of the distinct texts each subsample keeps
-STABILITY_SAMPLE = 25_000  # ... but at most this many: re-clustering 80% of a million is minutes
+STABILITY_SAMPLE = 15_000  # ... but at most this many: re-clustering 80% of a million is minutes
 MIN_STABILITY_POINTS = 20  # below this, stability is not measured
 
 

@@ -34,9 +34,14 @@ def auto_min_cluster_size(n: int) -> int:
     return max(2, min(max(5, int(round(np.sqrt(n) / 6))), n // 4))
 
 
+MAX_AUTO_MIN_SAMPLES = 15  # reached from about 32,000 distinct texts; HDBSCAN's cost grows with it
+
+
 def auto_min_samples(min_cluster_size: int) -> int:
-    # Smaller than min_cluster_size: fewer points are declared noise in sparse regions.
-    return max(1, min_cluster_size // 2)
+    """Half of min_cluster_size (fewer points are declared noise in sparse regions), at most 15:
+    on banking77 repeated to 100,000 texts, 26 and 15 gave the same AMI (0.726 / 0.727) and 15
+    fits faster; no benchmark set below 32,000 texts reaches the cap."""
+    return max(1, min(min_cluster_size // 2, MAX_AUTO_MIN_SAMPLES))
 
 
 def auto_epsilon(projection: Projection) -> float:
