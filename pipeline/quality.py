@@ -52,6 +52,51 @@ def merge_space(coords: np.ndarray, vectors: np.ndarray | None = None) -> np.nda
     return np.hstack(scaled)
 
 
+def merge_space_means(
+    coords: np.ndarray,
+    vectors: np.ndarray | None,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+    chunk: int = 65_536,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group ids, group weights, weighted group means in ``merge_space``) for the groups of
+    ``labels`` (-1 left out): the same means as of ``merge_space``'s rows, computed ``chunk``
+    rows at a time, so 1M x 384 embeddings never become a 3 GB float64 copy (the scaling is
+    linear: a group's mean of scaled rows is its scaled mean)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    ids = np.unique(labels[labels >= 0])
+    position = np.where(labels >= 0, np.searchsorted(ids, labels), -1)
+    sizes = np.bincount(position[labels >= 0], weights=weights[labels >= 0], minlength=len(ids))
+    blocks = [coords]
+    if vectors is not None and vectors.shape[0] == coords.shape[0] and vectors is not coords:
+        blocks.append(vectors)
+    means = []
+    for block in blocks:
+        rows = [slice(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+        total = sum(np.asarray(block[r], dtype=np.float64).sum(axis=0) for r in rows)
+        centre = total / max(n, 1)
+        squares = sum(((np.asarray(block[r], dtype=np.float64) - centre) ** 2).sum() for r in rows)
+        spread = np.sqrt(squares / max(n, 1))
+        sums = np.zeros((len(ids), block.shape[1]))
+        for r in rows:
+            keep = position[r] >= 0
+            part = np.asarray(block[r], dtype=np.float64)[keep] * weights[r][keep, None]
+            np.add.at(sums, position[r][keep], part)
+        group_mean = sums / np.maximum(sizes, 1e-12)[:, None]
+        means.append(group_mean / spread if spread > 0 else group_mean)
+    return ids, sizes, np.hstack(means) if means else np.zeros((len(ids), 0))
+
+
+def ward_merges_in_space(
+    coords: np.ndarray, vectors: np.ndarray | None, labels: np.ndarray, weights: np.ndarray | None = None
+) -> Merges:
+    """``ward_merges`` of the groups of ``labels`` in ``merge_space(coords, vectors)``, from the
+    groups' means (``merge_space_means``): the same merges, in bounded memory."""
+    return _ward(*merge_space_means(coords, vectors, labels, weights))
+
+
 @dataclass(frozen=True)
 class Merges:
     """The history of a Ward agglomeration of groups ``ids`` (scipy's linkage convention: the
@@ -96,6 +141,14 @@ def ward_merges(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | 
     centroids = np.zeros((m, kept.shape[1]))
     np.add.at(centroids, position, kept * w[:, None])
     centroids /= np.maximum(sizes, 1e-12)[:, None]
+    return _ward(ids, sizes, centroids)
+
+
+def _ward(ids: np.ndarray, sizes: np.ndarray, centroids: np.ndarray) -> Merges:
+    """Ward agglomeration of groups given their weights and means (see ``ward_merges``)."""
+    m = len(ids)
+    if m == 0:
+        return Merges(ids, np.zeros(0), np.zeros((0, 4)))
     squares = (centroids**2).sum(axis=1)
     dist = np.maximum(squares[:, None] + squares[None, :] - 2 * centroids @ centroids.T, 0)
     cost = dist * (sizes[:, None] * sizes[None, :]) / (sizes[:, None] + sizes[None, :])
@@ -460,7 +513,7 @@ def cluster_tree(
     vectors: np.ndarray | None = None,
 ) -> ClusterTree:
     """Ward agglomeration of the clusters of ``labels`` (noise left out) in ``merge_space``."""
-    merges = ward_merges(merge_space(coords, vectors), labels, weights)
+    merges = ward_merges_in_space(coords, vectors, labels, weights)
     n = len(merges.ids)
     ids = merges.ids.tolist() + list(range(n, 2 * n - 1)) if n else []
     parent = {node: -1 for node in range(max(2 * n - 1, 0))}

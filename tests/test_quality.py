@@ -107,6 +107,20 @@ def test_merge_space_gives_both_blocks_the_same_weight():
     np.testing.assert_allclose(spread, [1.0, 1.0])
 
 
+def test_ward_merges_from_group_means_in_chunks_equal_those_on_the_merge_space():
+    rng = np.random.default_rng(3)
+    coords, vectors = rng.standard_normal((300, 5)) * 4, rng.standard_normal((300, 24))
+    labels = rng.integers(-1, 12, 300)
+    weights = rng.integers(1, 4, 300)
+    whole = quality.ward_merges(quality.merge_space(coords, vectors), labels, weights)
+    chunked = quality.ward_merges_in_space(coords, vectors, labels, weights)
+    np.testing.assert_array_equal(chunked.ids, whole.ids)
+    np.testing.assert_allclose(chunked.sizes, whole.sizes)
+    np.testing.assert_allclose(chunked.steps, whole.steps, rtol=1e-9, atol=1e-12)
+    ids, _, means = quality.merge_space_means(coords, vectors, labels, weights, chunk=7)
+    assert means.shape == (12, 29) and ids.tolist() == list(range(12))
+
+
 # --- outliers -----------------------------------------------------------------------------------
 
 

@@ -175,7 +175,7 @@ def about_k(
 ) -> tuple[np.ndarray, dict]:
     """About ``k`` clusters from HDBSCAN: pieces from HDBSCAN without the selection epsilon (made
     finer, with leaf selection and smaller sizes, until there are at least ``k``), every point
-    given to its piece's neighbours, then Ward merges of the pieces in ``quality.merge_space``
+    given to its piece's neighbours, then Ward merges of the pieces in ``quality.merge_space`` (``ward_merges_in_space``)
     until ``k`` remain. Points in ``noise`` stay -1."""
     mcs, ms, method = settings.min_cluster_size, settings.min_samples, settings.method
     pieces, _ = _fit(coords, mcs, ms, method, 0.0)
@@ -190,7 +190,7 @@ def about_k(
         return np.full(len(coords), -1, dtype=np.int64), info
     full = quality.assign_by_neighbours(coords, pieces)
     if found > k:
-        merges = quality.ward_merges(quality.merge_space(coords, vectors), full, weights)
+        merges = quality.ward_merges_in_space(coords, vectors, full, weights)
         full = quality.merge_to(full, merges, k)
     return np.where(noise, -1, full), info
 
