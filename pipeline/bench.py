@@ -367,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, help="texts (default 10,000; 2,000 with --backends)")
     parser.add_argument("--repeat", type=int, default=2, help="cold runs and baselines, alternating")
-    parser.add_argument("--memory-rows", type=int, default=100_000, help="0 to skip the memory run")
+    parser.add_argument(
+        "--memory-rows", type=int, default=0, help="also a peak-memory run of this many texts (default torch)"
+    )
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline-child", action="store_true", help=argparse.SUPPRESS)

@@ -91,6 +91,34 @@ def test_relabeling_after_a_recluster_reuses_the_word_counts(
     assert calls["vectorize"] == 2  # a setting that changes the counts counts again
 
 
+def test_a_new_min_cluster_size_reuses_hdbscans_tree(topic_table, cache_dir, fake_embedder, monkeypatch):
+    import hdbscan
+
+    fits = {"n": 0}
+    real = hdbscan.HDBSCAN.fit
+
+    def counting(self, *args, **kwargs):
+        fits["n"] += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(hdbscan.HDBSCAN, "fit", counting)
+    first, _ = run_collect(topic_table, config_for(**{"cluster.min_samples": 4}), cache_dir, fake_embedder)
+    assert fits["n"] >= 1
+    fits["n"] = 0
+    again, events = run_collect(
+        topic_table,
+        config_for(**{"cluster.min_samples": 4, "cluster.min_cluster_size": 14}),
+        cache_dir,
+        fake_embedder,
+    )
+    assert computed_stages(events) == ["cluster", "label"]
+    assert fits["n"] == 0  # the main fit and the stability re-fits only re-select clusters
+    assert again.clustering.resolved["min_cluster_size"] == 14 and again.n_clusters >= 1
+    fits["n"] = 0
+    run_collect(topic_table, config_for(**{"cluster.min_samples": 3}), cache_dir, fake_embedder)
+    assert fits["n"] >= 1  # another min_samples builds another tree
+
+
 def test_reduce_setting_recomputes_reduce_cluster_label(topic_table, cache_dir, fake_embedder):
     run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     _, events = run_collect(topic_table, config_for(**{"reduce.n_neighbors": 8}), cache_dir, fake_embedder)
