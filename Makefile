@@ -28,8 +28,8 @@ bench-quality: $(APP_STAMP)
 	$(BIN)/python -m pipeline.bench_quality $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check app.py pages pipeline tests
+	$(BIN)/ruff format --check app.py pages pipeline tests
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format pipeline tests
