@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SEPARATION_SAMPLE = 5_000  # clustered points the silhouette is computed on, at most
 STABILITY_RUNS = 2  # re-clusterings of random subsamples
 STABILITY_FRACTION = 0.8  # share of the distinct texts each subsample keeps
+SUGGEST_SAMPLE = 50_000  # texts "suggest settings" sweeps on, at most (sizes scaled to the sample)
 STABILITY_SAMPLE = 15_000  # ... but at most this many: re-clustering 80% of a million is minutes
 MIN_STABILITY_POINTS = 20  # below this, stability is not measured
 
@@ -577,7 +578,9 @@ def suggest_settings(
     ``min_samples`` of the automatic size; give ``min_samples`` (0 = half of each size) to sweep
     it too. The expensive part of HDBSCAN (the neighbour tree) is built once per ``min_samples``
     and per stability subsample; every ``min_cluster_size`` is then applied to it, so a sweep of a
-    20,000-text projection takes a few seconds. Separation favours fewer, rounder clusters: the
+    20,000-text projection takes a few seconds. Past ``SUGGEST_SAMPLE`` texts the sweep runs on
+    a seeded sample of that many, with the sizes scaled to it; the table still gives the sizes
+    for the whole set. Separation favours fewer, rounder clusters: the
     recommendation is a starting point, not ground truth."""
     from .stages import cluster as cluster_mod
 
@@ -593,9 +596,18 @@ def suggest_settings(
         min_samples = [cluster_mod.auto_min_samples(auto)]
     eps = cluster_mod.auto_epsilon(projection) if epsilon < 0 else float(epsilon)
     rng = np.random.default_rng(seed)
+    share = 1.0
+    if n > SUGGEST_SAMPLE:  # a seeded sample, sizes scaled to it (as cluster.fit_sample does)
+        sample = np.sort(rng.choice(n, SUGGEST_SAMPLE, replace=False))
+        coords, weights, share = coords[sample], weights[sample], SUGGEST_SAMPLE / n
+    points = len(coords)
+
+    def sized(value: int, least: int) -> int:
+        return max(least, int(round(value * share)))
+
     subsets = [
-        np.sort(rng.choice(n, int(round(n * STABILITY_FRACTION)), replace=False))
-        for _ in range(STABILITY_RUNS if n >= MIN_STABILITY_POINTS else 0)
+        np.sort(rng.choice(points, int(round(points * STABILITY_FRACTION)), replace=False))
+        for _ in range(STABILITY_RUNS if points >= MIN_STABILITY_POINTS else 0)
     ]
     rows = []
     from sklearn.metrics import adjusted_rand_score
@@ -606,12 +618,12 @@ def suggest_settings(
             ms = min(given_ms or cluster_mod.auto_min_samples(mcs), n - 1)
             by_ms.setdefault(ms, []).append(mcs)
         for ms, sizes in by_ms.items():
-            full = cluster_mod.HdbscanTree(coords, ms)
-            subs = [cluster_mod.HdbscanTree(coords[s], ms) for s in subsets]
+            full = cluster_mod.HdbscanTree(coords, sized(ms, 1))
+            subs = [cluster_mod.HdbscanTree(coords[s], sized(ms, 1)) for s in subsets]
             for mcs in sizes:
-                labels = full.labels(mcs, method, eps)
+                labels = full.labels(sized(mcs, 2), method, eps)
                 aris = [
-                    adjusted_rand_score(labels[s], t.labels(mcs, method, eps))
+                    adjusted_rand_score(labels[s], t.labels(sized(mcs, 2), method, eps))
                     for s, t in zip(subsets, subs, strict=True)
                 ]
                 noise = float(weights[labels == -1].sum() / max(weights.sum(), 1))

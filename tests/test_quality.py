@@ -283,6 +283,26 @@ def test_suggest_settings_sweeps_and_recommends_a_point_that_can_be_applied():
     assert [t.name for t in figure.data] == ["clusters", "noise share", "stability", "separation"]
 
 
+def test_suggest_settings_on_a_large_set_sweeps_a_sample_but_speaks_in_full_sizes(monkeypatch):
+    points, _, _ = nested_blobs(per=120)  # 1,080 points; the sweep sees 360 of them
+    from pipeline.stages import cluster as cluster_mod
+
+    monkeypatch.setattr(quality, "SUGGEST_SAMPLE", 360)
+    built, real = [], cluster_mod.HdbscanTree
+
+    def recording(coords, min_samples):
+        built.append((len(coords), min_samples))
+        return real(coords, min_samples)
+
+    monkeypatch.setattr(cluster_mod, "HdbscanTree", recording)
+    suggestion = quality.suggest_settings(projection_of(points), min_cluster_sizes=[30, 60], min_samples=[15])
+    assert built[0] == (360, 5)  # the sample, with min_samples scaled to it
+    table = suggestion.table
+    assert table["min_cluster_size"].tolist() == [30, 60]  # the sizes the user would set
+    assert (table["clusters"] == 9).all()  # 30 and 60 of 1,080 = 10 and 20 of the 360 sampled
+    assert suggestion.settings["cluster.min_samples"] == 15
+
+
 def test_suggest_settings_sweeps_min_samples_when_asked_and_matches_the_stage():
     points, _, _ = nested_blobs()
     suggestion = quality.suggest_settings(
