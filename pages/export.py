@@ -28,16 +28,22 @@ st.text(f"{len(table):,} rows, {len(table.columns)} columns; {int((clusters['id'
 st.caption("CSV and Excel files are spreadsheet-safe: cells that start like a formula get a leading '.")
 cols = st.columns(3)
 cols[0].download_button("Table as CSV", csv_bytes(table), f"{stem}_clusters.csv", "text/csv", key="dl_csv")
-try:
-    cols[1].download_button(
-        "Table as Excel",
-        excel_bytes(table),
-        f"{stem}_clusters.xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        key="dl_xlsx",
+if len(table) > ui.EXCEL_IN_APP_ROWS:
+    cols[1].info(
+        f"Excel here is for tables up to {ui.EXCEL_IN_APP_ROWS:,} rows; this one has {len(table):,}. "
+        "Download CSV (Excel opens it) or Parquet."
     )
-except InputError as exc:
-    cols[1].warning(ui.md_escape(exc.message))
+else:
+    try:
+        cols[1].download_button(
+            "Table as Excel",
+            excel_bytes(table),
+            f"{stem}_clusters.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key="dl_xlsx",
+        )
+    except InputError as exc:
+        cols[1].warning(ui.md_escape(exc.message))
 cols[2].download_button(
     "Table as Parquet",
     parquet_bytes(table),

@@ -40,6 +40,10 @@ ABOUT_K = "about_k"  # HDBSCAN's "about K clusters": cluster.n_clusters when the
 APP_KEYS = ("llm_on", ABOUT_K)  # saved with the settings, not PipelineConfig keys as such
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
+# Export builds every download when its page opens; openpyxl takes about 12 s for 50,000 rows of
+# 9 columns here (a million would be minutes and gigabytes), so bigger tables get CSV and Parquet
+EXCEL_IN_APP_ROWS = 50_000
+
 
 def md_escape(text: Any) -> str:
     """Text safe to put inside Markdown: every character Markdown or HTML reads is escaped."""

@@ -487,6 +487,20 @@ def test_an_edit_made_on_one_text_column_never_applies_to_another(app):
 # ---------------------------------------------------------------------------- downloads
 
 
+def test_a_table_too_big_for_an_excel_download_offers_csv_and_parquet(app, monkeypatch):
+    from pages import ui
+
+    monkeypatch.setattr(ui, "EXCEL_IN_APP_ROWS", 50)
+    at = upload(app.open(), "feedback.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/export.py").run()
+    assert_healthy(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Table as Excel" not in labels and {"Table as CSV", "Table as Parquet"} <= set(labels)
+    (note,) = [i.value for i in at.info]
+    assert note.startswith("Excel here is for tables up to 50 rows; this one has 1") and "CSV" in note
+
+
 def test_downloads_hold_every_row_the_cluster_columns_and_the_edits(app):
     data = topic_csv(extra=FORMULAS + ["Café crème, très bien"])
     original = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
