@@ -353,10 +353,21 @@ def show_llm_estimate(
 ) -> None:
     """Before any call: how many calls and roughly how many tokens naming the clusters takes."""
     if values.get("llm_on"):
+        st.session_state.pop("llm_estimate", None)  # answers may be cached after this run
         return
     try:
         config = result.config.with_values({**pipeline_values(values), "label.method": "llm"})
-        estimate = pipeline.estimate_llm_labels(result, config, cache_dir=ws.cache_dir(dataset_id))
+        # planning the prompts reads every cluster's texts (about 3 s for 100,000 texts): once per
+        # clustering and settings, not on every rerun of the page
+        memo_key = (dataset_id, tuple(sorted(result.keys.items())), config.label)
+        memo = st.session_state.get("llm_estimate")
+        if memo is None or memo[0] != memo_key:
+            memo = (
+                memo_key,
+                pipeline.estimate_llm_labels(result, config, cache_dir=ws.cache_dir(dataset_id)),
+            )
+            st.session_state["llm_estimate"] = memo
+        estimate = memo[1]
     except PipelineError as exc:
         st.sidebar.warning(md_escape(exc.message))
         return

@@ -332,3 +332,13 @@ def test_stream_stops_cleanly_when_the_consumer_leaves(topic_table, cache_dir, f
 def test_errors_share_one_base_class():
     for cls in (pipeline.InputError, pipeline.ConfigError, pipeline.StageError):
         assert issubclass(cls, PipelineError)
+
+
+def test_a_rerun_from_the_cache_reuses_the_cluster_tree(topic_table, cache_dir, fake_embedder):
+    first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    again, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert again.tree is first.tree  # the app re-runs the cached pipeline on every interaction
+    other, _ = run_collect(
+        topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
+    )
+    assert other.tree is not first.tree and other.tree.n_clusters == other.n_clusters
