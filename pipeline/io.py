@@ -160,9 +160,10 @@ def _parse_csv(body: str | bytes, encoding: str, delimiter: str, name: str) -> t
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                _buffer(body), engine="c", encoding=_pandas_encoding(body, encoding), **options
-            )
+            if isinstance(body, str):  # UTF-16, decoded up front
+                frame = pd.read_csv(io.StringIO(body), engine="c", **options)
+            else:
+                frame = pd.read_csv(io.BytesIO(body), engine="c", encoding=encoding, **options)
         # pandas only warns (and drops fields) when the first row is longer than the header
         malformed = any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
     except pd.errors.EmptyDataError:
@@ -191,14 +192,6 @@ def _parse_csv(body: str | bytes, encoding: str, delimiter: str, name: str) -> t
             hint="add rows of text below the header",
         )
     return frame, notes
-
-
-def _buffer(body: str | bytes) -> io.StringIO | io.BytesIO:
-    return io.StringIO(body) if isinstance(body, str) else io.BytesIO(body)
-
-
-def _pandas_encoding(body: str | bytes, encoding: str) -> str | None:
-    return None if isinstance(body, str) else encoding
 
 
 def _repair_long_rows(text: str, delimiter: str, name: str) -> tuple[str, list[str], list[int]]:

@@ -64,12 +64,8 @@ def merge_space_means(
     ``labels`` (-1 left out): the same means as of ``merge_space``'s rows, computed ``chunk``
     rows at a time, so 1M x 384 embeddings never become a 3 GB float64 copy (the scaling is
     linear: a group's mean of scaled rows is its scaled mean)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    n = len(labels)
-    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    ids = np.unique(labels[labels >= 0])
-    position = np.where(labels >= 0, np.searchsorted(ids, labels), -1)
-    sizes = np.bincount(position[labels >= 0], weights=weights[labels >= 0], minlength=len(ids))
+    ids, position, sizes, weights = _groups(labels, weights)
+    n = len(position)
     blocks = [coords]
     if vectors is not None and vectors.shape[0] == coords.shape[0] and vectors is not coords:
         blocks.append(vectors)
@@ -80,14 +76,34 @@ def merge_space_means(
         centre = total / max(n, 1)
         squares = sum(((np.asarray(block[r], dtype=np.float64) - centre) ** 2).sum() for r in rows)
         spread = np.sqrt(squares / max(n, 1))
-        sums = np.zeros((len(ids), block.shape[1]))
-        for r in rows:
-            keep = position[r] >= 0
-            part = np.asarray(block[r], dtype=np.float64)[keep] * weights[r][keep, None]
-            np.add.at(sums, position[r][keep], part)
-        group_mean = sums / np.maximum(sizes, 1e-12)[:, None]
+        group_mean = _group_means(block, position, sizes, weights, chunk)
         means.append(group_mean / spread if spread > 0 else group_mean)
     return ids, sizes, np.hstack(means) if means else np.zeros((len(ids), 0))
+
+
+def _groups(
+    labels: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(group ids, each row's group position or -1, group weights, row weights) of ``labels``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
+    ids = np.unique(labels[labels >= 0])
+    position = np.where(labels >= 0, np.searchsorted(ids, labels), -1)
+    sizes = np.bincount(position[labels >= 0], weights=weights[labels >= 0], minlength=len(ids))
+    return ids, position, sizes, weights
+
+
+def _group_means(
+    block: np.ndarray, position: np.ndarray, sizes: np.ndarray, weights: np.ndarray, chunk: int = 65_536
+) -> np.ndarray:
+    """Weighted mean row of each group (``position`` from ``_groups``), ``chunk`` rows at a time."""
+    sums = np.zeros((len(sizes), block.shape[1]))
+    for start in range(0, len(position), chunk):
+        r = slice(start, start + chunk)
+        keep = position[r] >= 0
+        part = np.asarray(block[r], dtype=np.float64)[keep] * weights[r][keep, None]
+        np.add.at(sums, position[r][keep], part)
+    return sums / np.maximum(sizes, 1e-12)[:, None]
 
 
 def ward_merges_in_space(
@@ -129,20 +145,8 @@ def ward_merges(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | 
 
     Lance-Williams updates on a matrix of group pairs with a per-row minimum: fast enough for a
     few thousand groups."""
-    labels = np.asarray(labels)
-    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
-    ids = np.array(sorted(set(labels.tolist()) - {-1}), dtype=np.int64)
-    m = len(ids)
-    if m == 0:
-        return Merges(ids, np.zeros(0), np.zeros((0, 4)))
-    position = np.searchsorted(ids, labels[labels >= 0])
-    kept = np.asarray(features, dtype=np.float64)[labels >= 0]
-    w = weights[labels >= 0]
-    sizes = np.bincount(position, weights=w, minlength=m)
-    centroids = np.zeros((m, kept.shape[1]))
-    np.add.at(centroids, position, kept * w[:, None])
-    centroids /= np.maximum(sizes, 1e-12)[:, None]
-    return _ward(ids, sizes, centroids)
+    ids, position, sizes, weights = _groups(labels, weights)
+    return _ward(ids, sizes, _group_means(np.asarray(features), position, sizes, weights))
 
 
 def _ward(ids: np.ndarray, sizes: np.ndarray, centroids: np.ndarray) -> Merges:

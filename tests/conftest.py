@@ -109,3 +109,16 @@ def run_collect(table, config, cache_dir, embedder, **runtime_kwargs):
 def computed_stages(events) -> list[str]:
     """Stages that computed (did not load from cache), in order."""
     return [e.stage for e in events if e.kind == "finished" and not e.cached]
+
+
+def count_calls(monkeypatch, owner, name: str) -> list:
+    """Wrap ``owner.name`` (still calling it); every call appends to the returned list."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls

@@ -9,7 +9,7 @@ import pytest
 import pipeline
 from pipeline import PipelineError, StageError, Table
 from pipeline.stages import cluster as cluster_mod
-from tests.conftest import FakeEmbedder, computed_stages, config_for, run_collect, runtime_for
+from tests.conftest import FakeEmbedder, computed_stages, config_for, count_calls, run_collect, runtime_for
 
 STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
 
@@ -53,19 +53,12 @@ def test_cluster_setting_recomputes_only_cluster_and_label(
     topic_table, cache_dir, fake_embedder, monkeypatch
 ):
     run_collect(topic_table, config_for(), cache_dir, fake_embedder)
-    calls = {"cluster": 0}
-    real = cluster_mod.cluster
-
-    def counting(*args, **kwargs):
-        calls["cluster"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cluster_mod, "cluster", counting)
+    calls = count_calls(monkeypatch, cluster_mod, "cluster")
     _, events = run_collect(
         topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
     )
     assert computed_stages(events) == ["cluster", "label"]
-    assert calls["cluster"] == 1
+    assert len(calls) == 1
 
 
 def test_relabeling_after_a_recluster_reuses_the_word_counts(
@@ -73,38 +66,24 @@ def test_relabeling_after_a_recluster_reuses_the_word_counts(
 ):
     from pipeline.stages import label as label_mod
 
-    calls = {"vectorize": 0}
-    real = label_mod._vectorize
-
-    def counting(*args, **kwargs):
-        calls["vectorize"] += 1
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(label_mod, "_vectorize", counting)
+    calls = count_calls(monkeypatch, label_mod, "_vectorize")
     first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     again, events = run_collect(
         topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
     )
-    assert computed_stages(events) == ["cluster", "label"] and calls["vectorize"] == 1
+    assert computed_stages(events) == ["cluster", "label"] and len(calls) == 1
     assert again.labels.clusters["keywords"].map(len).gt(0).all()  # keywords still found
     run_collect(topic_table, config_for(**{"label.max_ngram": 1}), cache_dir, fake_embedder)
-    assert calls["vectorize"] == 2  # a setting that changes the counts counts again
+    assert len(calls) == 2  # a setting that changes the counts counts again
 
 
 def test_a_new_min_cluster_size_reuses_hdbscans_tree(topic_table, cache_dir, fake_embedder, monkeypatch):
     import hdbscan
 
-    fits = {"n": 0}
-    real = hdbscan.HDBSCAN.fit
-
-    def counting(self, *args, **kwargs):
-        fits["n"] += 1
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(hdbscan.HDBSCAN, "fit", counting)
+    fits = count_calls(monkeypatch, hdbscan.HDBSCAN, "fit")
     first, _ = run_collect(topic_table, config_for(**{"cluster.min_samples": 4}), cache_dir, fake_embedder)
-    assert fits["n"] >= 1
-    fits["n"] = 0
+    assert len(fits) >= 1
+    fits.clear()
     again, events = run_collect(
         topic_table,
         config_for(**{"cluster.min_samples": 4, "cluster.min_cluster_size": 14}),
@@ -112,11 +91,11 @@ def test_a_new_min_cluster_size_reuses_hdbscans_tree(topic_table, cache_dir, fak
         fake_embedder,
     )
     assert computed_stages(events) == ["cluster", "label"]
-    assert fits["n"] == 0  # the main fit and the stability re-fits only re-select clusters
+    assert len(fits) == 0  # the main fit and the stability re-fits only re-select clusters
     assert again.clustering.resolved["min_cluster_size"] == 14 and again.n_clusters >= 1
-    fits["n"] = 0
+    fits.clear()
     run_collect(topic_table, config_for(**{"cluster.min_samples": 3}), cache_dir, fake_embedder)
-    assert fits["n"] >= 1  # another min_samples builds another tree
+    assert len(fits) >= 1  # another min_samples builds another tree
 
 
 def test_reduce_setting_recomputes_reduce_cluster_label(topic_table, cache_dir, fake_embedder):
