@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench bench-quality lint format install clean-cache sample
+.PHONY: run dev test bench bench-quality lint format install clean-cache sample
 
 ADDRESS ?= 127.0.0.1
 PORT ?= 8501
@@ -14,6 +14,11 @@ PORT ?= 8501
 run: $(APP_STAMP)
 	@echo "Clusterlab: open http://$(ADDRESS):$(PORT) in your browser"
 	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+
+# for developers: the app reloads when a source file is saved (users get no file watcher)
+dev: $(APP_STAMP)
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) \
+		--server.fileWatcherType auto --server.runOnSave true
 
 sample: $(APP_STAMP)
 	$(BIN)/python -m pipeline run pipeline/data/sample_feedback.csv --text-column comment --out out/sample_labeled.csv --plots

@@ -8,13 +8,18 @@ import logging
 
 import streamlit as st
 
+import pipeline
 from pages import ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Clusterlab", page_icon="🧭", layout="wide")
 
 st.session_state["via_app"] = True
-ws = ui.workspace()
+try:
+    ws = ui.workspace()
+except pipeline.PipelineError as exc:  # the operator's settings are wrong: say which, to everyone
+    ui.show_error(exc)
+    st.stop()
 navigation = st.navigation(
     [
         st.Page("pages/upload.py", title="Upload", icon="📄", default=True),

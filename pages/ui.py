@@ -8,8 +8,10 @@ renders Markdown or HTML.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import re
 import time
 from typing import Any
@@ -20,7 +22,9 @@ import streamlit as st
 import pipeline
 from pipeline import PipelineConfig, PipelineError
 from pipeline.edits import Edit, Edited, edited_from_result
-from pipeline.store import Workspace, default_workspaces_dir, new_token, valid_token
+from pipeline.netguard import UrlGuard
+from pipeline.operator import OperatorSettings
+from pipeline.store import Tokens, Workspace, default_workspaces_dir, size_text, valid_token
 
 log = logging.getLogger("clusterlab.app")
 STAGES = ("preprocess", "embed", "reduce", "cluster", "label")
@@ -38,6 +42,7 @@ BACKENDS = {  # embed.backend -> what the sidebar calls it
 }
 ABOUT_K = "about_k"  # HDBSCAN's "about K clusters": cluster.n_clusters when the method is hdbscan
 APP_KEYS = ("llm_on", ABOUT_K)  # saved with the settings, not PipelineConfig keys as such
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
 # Export builds every download when its page opens; openpyxl takes about 12 s for 50,000 rows of
@@ -77,26 +82,50 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def workspaces_root() -> str:
+def operator() -> OperatorSettings:
+    """The operator's settings: ``[clusterlab]`` in secrets.toml, each overridden by its
+    ``CLUSTERLAB_<NAME>`` environment variable. Nothing a visitor types reaches them."""
     try:
-        configured = st.secrets.get("clusterlab", {}).get("workspaces_dir")
-    except Exception:  # no secrets.toml: use the environment / default
-        configured = None
-    return str(configured or default_workspaces_dir())
+        section = st.secrets.get("clusterlab", {})
+    except Exception:  # no secrets.toml: the environment and the defaults
+        section = {}
+    return OperatorSettings.load(section)
+
+
+def workspaces_root(settings: OperatorSettings | None = None) -> str:
+    settings = settings or operator()
+    return str(settings.workspaces_dir or default_workspaces_dir())
+
+
+def tokens(settings: OperatorSettings | None = None) -> Tokens:
+    """What issues and recognises this server's workspace links."""
+    settings = settings or operator()
+    return Tokens.for_root(workspaces_root(settings), settings.token_secret)
 
 
 def workspace() -> Workspace:
-    """The workspace named in the URL (``?ws=``), or a new one whose token goes into the URL."""
+    """The workspace named in the URL (``?ws=``), or a new one whose token goes into the URL.
+
+    Only links this server issued (or workspaces that exist already) open: a made-up token,
+    however well-formed, starts a new workspace with a notice."""
+    settings = operator()
+    root, issuer = workspaces_root(settings), tokens(settings)
+    options = dict(tokens=issuer, quota_bytes=settings.quota_bytes, limits=settings.limits)
     token = st.session_state.get("ws_token") or st.query_params.get("ws")
-    if token and not valid_token(token):
-        st.warning("That workspace link is not valid; a new, empty workspace was started.")
-        token = None
-    if not token:
-        token = new_token()
-    st.session_state["ws_token"] = token
-    if st.query_params.get("ws") != token:
-        st.query_params["ws"] = token  # a bookmark of this URL comes back here
-    return Workspace(token, workspaces_root())
+    ws = None
+    if token:
+        try:
+            ws = Workspace(token, root, **options) if valid_token(token) else None
+        except PipelineError:
+            ws = None
+        if ws is None:
+            st.warning("That workspace link is not valid; a new, empty workspace was started.")
+    if ws is None:
+        ws = Workspace(issuer.new(), root, **options)
+    st.session_state["ws_token"] = ws.token
+    if st.query_params.get("ws") != ws.token:
+        st.query_params["ws"] = ws.token  # a bookmark of this URL comes back here
+    return ws
 
 
 def current_dataset(ws: Workspace) -> str | None:
@@ -161,6 +190,12 @@ def sidebar(ws: Workspace) -> None:
                 select_dataset(ws, None)
                 st.rerun()
         st.divider()
+        if ws.quota_bytes:
+            used = ws.usage_bytes()
+            st.caption(
+                f"This workspace uses {size_text(used)} of {size_text(ws.quota_bytes)}; deleting a "
+                "dataset frees its file and cached results."
+            )
         st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
 
 
@@ -286,25 +321,53 @@ def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:
     return PipelineConfig().with_values({"preprocess.text_column": text_column, **pipeline_values(values)})
 
 
-def api_key() -> str | None:
-    """The key typed in the app (kept in this browser session only), else secrets.toml; the
-    pipeline falls back to $OPENAI_API_KEY. It is never saved with the settings."""
-    typed = str(st.session_state.get("llm_key") or "").strip()
-    if typed:
-        return typed
+def typed_api_key() -> str:
+    """The key typed in the app: kept in this browser session only, never saved."""
+    return str(st.session_state.get("llm_key") or "").strip()
+
+
+def operator_api_key() -> str | None:
+    """The server's own key: ``OPENAI_API_KEY`` in secrets.toml or the environment."""
     try:
-        return st.secrets.get("OPENAI_API_KEY")
+        key = st.secrets.get("OPENAI_API_KEY")
     except Exception:  # no secrets.toml
-        return None
+        key = None
+    return str(key or os.environ.get("OPENAI_API_KEY", "")).strip() or None
+
+
+def served_on_loopback() -> bool:
+    """The app listens on loopback only (``make run``'s default): its visitor is its owner."""
+    address = str(st.get_option("server.address") or "").strip("[]").lower()
+    return address in LOOPBACK_NAMES
+
+
+def llm_access(runtime: pipeline.Runtime, base_url: str) -> pipeline.Runtime:
+    """Who may send what where. The server's own key goes only to the operator's URL
+    (``llm_base_url``); a URL typed in the app (or saved with a dataset's settings) gets only a
+    key typed in the app, in this browser session, and reaches only public addresses or the
+    hosts the operator allows (``netguard``)."""
+    settings = operator()
+    own_url = base_url.strip().rstrip("/") == settings.llm_base_url.strip().rstrip("/")
+    typed = typed_api_key()
+    if typed:
+        key, bound_to = typed, base_url
+    elif own_url:
+        key, bound_to = operator_api_key(), settings.llm_base_url
+    else:
+        key, bound_to = None, base_url
+    guard = None if own_url else UrlGuard(settings.llm_allowed_hosts, allow_loopback=served_on_loopback())
+    return dataclasses.replace(
+        runtime, llm_api_key=key, llm_key_url=bound_to, llm_env_key=False, llm_guard=guard
+    )
 
 
 def runtime() -> pipeline.Runtime:
-    return pipeline.Runtime(llm_api_key=api_key())
+    return pipeline.Runtime()
 
 
 def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """Opt-in cluster names from an OpenAI-compatible API; returns its ``label.*`` settings."""
-    from pipeline.config import DEFAULT_LLM_MODEL, DEFAULT_LLM_URL
+    from pipeline.config import DEFAULT_LLM_MODEL
 
     get = functools.partial(_setting, saved=saved or {})
 
@@ -314,7 +377,7 @@ def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
             "Any OpenAI-compatible server: OpenAI, or a local Ollama, llama.cpp or vLLM. "
             "Only cluster keywords and a few example texts are sent; unclustered texts never are."
         )
-        get("label.llm.base_url", DEFAULT_LLM_URL)
+        get("label.llm.base_url", operator().llm_base_url)
         values["label.llm.base_url"] = st.text_input("Server URL", key="set:label.llm.base_url").strip()
         get("label.llm.model", DEFAULT_LLM_MODEL)
         values["label.llm.model"] = st.text_input("Model", key="set:label.llm.model").strip()
@@ -322,7 +385,8 @@ def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
             "API key",
             type="password",
             key="llm_key",
-            help="kept in this browser session only; or set OPENAI_API_KEY / .streamlit/secrets.toml",
+            help="kept in this browser session only and sent only to the server URL above. Without "
+            "one, the server's own key (if it has one) is used, and only for its own server URL",
         )
         get("label.llm.max_clusters", 0)
         values["label.llm.max_clusters"] = st.number_input(
@@ -415,7 +479,9 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
             lines[stage].text(f"○ {STAGE_TITLES[stage]}: waiting")
         try:
             table = ws.table(dataset_id)
-            events = pipeline.stream(table, config, cache_dir=ws.cache_dir(dataset_id), runtime=runtime())
+            check_run_quota(ws, dataset_id, table)
+            access = llm_access(runtime(), config.label.llm.base_url)
+            events = pipeline.stream(table, config, cache_dir=ws.cache_dir(dataset_id), runtime=access)
             for event in events:
                 lines[event.stage].text(describe(event)) if event.kind != "warning" else box.text(
                     f"⚠ {STAGE_TITLES.get(event.stage, event.stage)}: {event.message}"
@@ -446,6 +512,10 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
     st.session_state["result_key"] = key
     st.session_state["last_events_cached"] = {s.stage: s.cached for s in result.stages}
     return result
+
+
+def check_run_quota(ws: Workspace, dataset_id: str, table: pipeline.Table) -> None:
+    ws.check_run_quota(dataset_id, len(table.frame))
 
 
 def describe(event: pipeline.Event) -> str:

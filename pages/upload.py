@@ -21,7 +21,11 @@ uploaded = st.file_uploader(
     help="Encoding (UTF-8, Windows-1252, Latin-1) and delimiter (comma, semicolon, tab, pipe) are detected.",
 )
 if st.button("No file at hand? Try the sample (420 app reviews)", key="sample"):
-    info, _ = ws.add(pipeline.SAMPLE_CSV.read_bytes(), pipeline.SAMPLE_CSV.name)
+    try:
+        info, _ = ws.add(pipeline.SAMPLE_CSV.read_bytes(), pipeline.SAMPLE_CSV.name)
+    except InputError as exc:  # e.g. the workspace is full
+        ui.show_error(exc)
+        st.stop()
     ui.select_dataset(ws, info.id)
     ui.save_settings(ws, info.id, pipeline.SAMPLE_TEXT_COLUMN, {})
     st.rerun()  # the sidebar, drawn before this page, lists the new dataset

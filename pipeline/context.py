@@ -76,6 +76,11 @@ class Runtime:
     scheduler: str = ""
     # label.method = "llm": the key (else $OPENAI_API_KEY), kept in a Secret; and how to call
     llm_api_key: Secret | str | None = field(default=None, repr=False)
+    # the one base URL the key may go to ("" = whichever is set: the command line); any other URL
+    # gets no key. The app binds the operator's key to the operator's URL
+    llm_key_url: str = ""
+    llm_env_key: bool = True  # else no fallback to $OPENAI_API_KEY (the app decides per URL)
+    llm_guard: Any = None  # a netguard.UrlGuard for a URL a web visitor typed; None = no limits
     llm_concurrency: int = 4  # clusters labeled at the same time
     llm_timeout_s: float = 60.0  # per attempt
     llm_max_retries: int = 2  # the SDK's retries (timeouts, connection errors, 408/409/429/5xx)

@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import netguard
 from .cache import MISSING, Cache, chain_key
 from .config import LLMParams
 from .context import Runtime, Secret, StageContext
@@ -176,11 +177,14 @@ def clean_description(text: str) -> str:
 # --- the client ---------------------------------------------------------------------------
 
 
-def resolve_api_key(runtime: Runtime) -> Secret | None:
-    """``Runtime.llm_api_key``, else $OPENAI_API_KEY, else None."""
+def resolve_api_key(runtime: Runtime, base_url: str | None = None) -> Secret | None:
+    """``Runtime.llm_api_key``, else $OPENAI_API_KEY (unless ``llm_env_key`` is off), else None;
+    None too when the key is bound to another URL (``llm_key_url``) than ``base_url``."""
+    if runtime.llm_key_url and base_url is not None and _url(base_url) != _url(runtime.llm_key_url):
+        return None
     if runtime.llm_api_key:
         return runtime.llm_api_key  # a Secret: Runtime wraps whatever it is given
-    env = os.environ.get(ENV_API_KEY, "").strip()
+    env = os.environ.get(ENV_API_KEY, "").strip() if runtime.llm_env_key else ""
     return Secret(env) if env else None
 
 
@@ -197,7 +201,15 @@ class ChatClient:
     def __init__(self, params: LLMParams, runtime: Runtime, stage: str = "label"):
         self.params = params
         self.runtime = runtime
-        self._secret = resolve_api_key(runtime)
+        self._secret = resolve_api_key(runtime, params.base_url)
+        self._guard = runtime.llm_guard
+        if self._guard is not None:  # a URL a web visitor typed: refuse private targets up front
+            try:
+                self._guard.check_url(params.base_url)
+            except netguard.AddressRefused as exc:
+                raise StageError(
+                    stage, f"the server URL is refused: {exc.reason}", hint=netguard.HINT
+                ) from None
         if self._secret is None and urlsplit(params.base_url).hostname == "api.openai.com":
             raise StageError(
                 stage,
@@ -212,6 +224,9 @@ class ChatClient:
             base_url=params.base_url,
             timeout=runtime.llm_timeout_s,
             max_retries=runtime.llm_max_retries,
+            http_client=(
+                netguard.guarded_http_client(self._guard, runtime.llm_timeout_s) if self._guard else None
+            ),
         )
 
     def complete(self, messages: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -248,6 +263,9 @@ class ChatClient:
     def _failure(self, exc: Exception) -> CallFailed:
         import openai
 
+        refused = netguard.refusal_in(exc)
+        if refused is not None:  # a redirect (or a second lookup) led somewhere refused
+            return CallFailed(f"refused: {refused.reason}", fatal=True, hint=netguard.HINT)
         where = f"for model {self.params.model!r} at {self.params.base_url}"
         retries = self.runtime.llm_max_retries
         retried = f" (retried up to {retries} time{'s' if retries != 1 else ''})" if retries else ""
@@ -271,9 +289,12 @@ class ChatClient:
         if isinstance(exc, ValueError):  # the SDK decodes the body itself: a broken body lands here
             return CallFailed("the reply was not valid JSON")
         log.warning("label: unexpected %s from the API client", type(exc).__name__)
-        return CallFailed(self._scrub(f"unexpected {type(exc).__name__}: {_one_line(str(exc), 200)}"))
+        detail = "" if self._guard is not None else f": {_one_line(str(exc), 200)}"
+        return CallFailed(self._scrub(f"unexpected {type(exc).__name__}{detail}"))
 
     def _server_said(self, exc: Any, phrase: str) -> str:
+        if self._guard is not None:  # a typed URL's error bodies are never shown (they could be
+            return ""  # anything the server can reach, e.g. an internal service's answer)
         body = getattr(exc, "body", None)
         if isinstance(body, dict):
             inner = body.get("error", body)

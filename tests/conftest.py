@@ -7,14 +7,23 @@ sharing words land close together: enough for clustering to find topics in tests
 from __future__ import annotations
 
 import hashlib
+import importlib
 import random
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
 
 import pipeline
+from pages import ui
 from pipeline import PipelineConfig, Runtime, Table
+from pipeline.store import Tokens
 
 TOPICS = {
     "billing": ["refund", "charged", "invoice", "price", "subscription", "payment", "billing", "money"],
@@ -122,3 +131,75 @@ def count_calls(monkeypatch, owner, name: str) -> list:
 
     monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+# ---------------------------------------------------------------------------- the app (AppTest)
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
+
+
+class _NavigationPagesManager(PagesManager):
+    """AppTest makes a fresh PagesManager per run, which sees ``pages/`` next to app.py and
+    runs the page script alone (Streamlit's old pages-folder mode) on every run after the
+    first: app.py's sidebar would vanish. A server switches to st.navigation for good the
+    first time app.py calls it; this does the same from the start."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@dataclass
+class Harness:
+    root: Path
+    embedder: FakeEmbedder
+    calls: list[str] = field(default_factory=list)  # stage functions that computed, in order
+    storages: list[MemoryMediaFileStorage] = field(default_factory=list)
+
+    def open(self, ws: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        if ws is not None:
+            at.query_params["ws"] = ws
+        return at.run()
+
+    def new_token(self) -> str:
+        """A workspace link this server issued (made-up ones start a new workspace)."""
+        return Tokens.for_root(self.root).new()
+
+    def workspace_dir(self, at: AppTest) -> Path:
+        return self.root / at.query_params["ws"]
+
+    def downloaded(self, at: AppTest, key: str) -> bytes:
+        """The bytes a click on the download button ``key`` gives the browser."""
+        (button,) = [b for b in at.get("download_button") if b.key == key]
+        name = button.proto.url.rsplit("/", 1)[-1]
+        return self.storages[-1].get_file(name).content
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path) -> Harness:
+    harness = Harness(root=tmp_path / "workspaces", embedder=FakeEmbedder())
+    monkeypatch.setenv("CLUSTERLAB_WORKSPACES_DIR", str(harness.root))
+    monkeypatch.setattr(
+        ui, "runtime", lambda: pipeline.Runtime(embedder=harness.embedder, chunk_size=50, heartbeat_s=0.5)
+    )
+    for stage in STAGES:
+        module = importlib.import_module(f"pipeline.stages.{stage}")
+        original = getattr(module, stage)
+
+        def counting(*args, _original=original, _stage=stage, **kwargs):
+            harness.calls.append(_stage)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, stage, counting)
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest makes one per run and drops it
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            harness.storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
+    return harness

@@ -1,35 +1,27 @@
 """What a user sees in the app, page by page, through Streamlit's AppTest.
 
 The scripts run in-process, so the pipeline runs for real on tiny corpora with the fake
-embedder (conftest) patched into ``pages.ui.runtime``, in a workspace folder under tmp_path.
+embedder patched into ``pages.ui.runtime``, in a workspace folder under tmp_path (the ``app``
+fixture, in conftest).
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import pipeline
 from pages import ui
-from pipeline.store import new_token
-from tests.conftest import TOPICS, FakeEmbedder, topic_texts
+from tests.conftest import STAGES, TOPICS, topic_texts
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
-STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
 HOSTILE = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",
@@ -51,68 +43,6 @@ MARKDOWN_ELEMENTS = {
     "latex",
 }
 FORMULAS = ['=HYPERLINK("http://x","click")', "+1+2", "-2+3 billing", "@SUM(A1:A2)"]
-
-
-class _NavigationPagesManager(PagesManager):
-    """AppTest makes a fresh PagesManager per run, which sees ``pages/`` next to app.py and
-    runs the page script alone (Streamlit's old pages-folder mode) on every run after the
-    first: app.py's sidebar would vanish. A server switches to st.navigation for good the
-    first time app.py calls it; this does the same from the start."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@dataclass
-class Harness:
-    root: Path
-    embedder: FakeEmbedder
-    calls: list[str] = field(default_factory=list)  # stage functions that computed, in order
-    storages: list[MemoryMediaFileStorage] = field(default_factory=list)
-
-    def open(self, ws: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        if ws is not None:
-            at.query_params["ws"] = ws
-        return at.run()
-
-    def workspace_dir(self, at: AppTest) -> Path:
-        return self.root / at.query_params["ws"]
-
-    def downloaded(self, at: AppTest, key: str) -> bytes:
-        """The bytes a click on the download button ``key`` gives the browser."""
-        (button,) = [b for b in at.get("download_button") if b.key == key]
-        name = button.proto.url.rsplit("/", 1)[-1]
-        return self.storages[-1].get_file(name).content
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path) -> Harness:
-    harness = Harness(root=tmp_path / "workspaces", embedder=FakeEmbedder())
-    monkeypatch.setenv("CLUSTERLAB_WORKSPACES_DIR", str(harness.root))
-    monkeypatch.setattr(
-        ui, "runtime", lambda: pipeline.Runtime(embedder=harness.embedder, chunk_size=50, heartbeat_s=0.5)
-    )
-    for stage in STAGES:
-        module = importlib.import_module(f"pipeline.stages.{stage}")
-        original = getattr(module, stage)
-
-        def counting(*args, _original=original, _stage=stage, **kwargs):
-            harness.calls.append(_stage)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(module, stage, counting)
-
-    class RecordingStorage(MemoryMediaFileStorage):  # AppTest makes one per run and drops it
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            harness.storages.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
-    monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
-    return harness
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -638,7 +568,7 @@ def test_hostile_texts_are_shown_as_text_and_never_rendered(app):
 
 
 def test_workspaces_are_isolated_and_a_bookmark_returns_to_its_datasets(app):
-    alice, bob = new_token(), new_token()
+    alice, bob = app.new_token(), app.new_token()
     at_alice = upload(app.open(alice), "alice.csv", topic_csv(seed=1))
     at_bob = upload(app.open(bob), "bob.csv", topic_csv(seed=2))
     assert sidebar_datasets(at_alice) == ["alice\\.csv · 120 rows"]
@@ -660,7 +590,7 @@ def test_workspaces_are_isolated_and_a_bookmark_returns_to_its_datasets(app):
 
 
 def test_an_invalid_workspace_link_starts_a_new_workspace_with_a_warning(app):
-    upload(app.open(new_token()), "mine.csv", topic_csv())
+    upload(app.open(app.new_token()), "mine.csv", topic_csv())
     at = app.open("../../etc")
     assert_healthy(at)
     assert warnings(at) == ["That workspace link is not valid; a new, empty workspace was started."]
@@ -711,14 +641,13 @@ def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch)
     monkeypatch.setattr(
         ui,
         "runtime",
-        lambda: pipeline.Runtime(
-            embedder=app.embedder, chunk_size=50, heartbeat_s=0.5, llm_api_key=ui.api_key()
-        ),
+        lambda: pipeline.Runtime(embedder=app.embedder, chunk_size=50, heartbeat_s=0.5),
     )
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
     with ChatServer() as server:
+        monkeypatch.setattr(ui, "served_on_loopback", lambda: True)  # a local server, as `make run`
         at.text_input(key="set:label.llm.base_url").input(server.url)
         at.text_input(key="set:label.llm.model").input("test-model")
         at.text_input(key="llm_key").input(secret).run()
