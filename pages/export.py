@@ -26,6 +26,8 @@ stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"
 st.title("Download")
 st.text(f"{len(table):,} rows, {len(table.columns)} columns; {int((clusters['id'] >= 0).sum())} clusters")
 st.caption("CSV and Excel files are spreadsheet-safe: cells that start like a formula get a leading '.")
+for note in result.output_notes:  # e.g. an input column named cluster_id, renamed
+    st.text(f"Note: {note}")
 cols = st.columns(3)
 cols[0].download_button("Table as CSV", csv_bytes(table), f"{stem}_clusters.csv", "text/csv", key="dl_csv")
 if len(table) > ui.EXCEL_IN_APP_ROWS:

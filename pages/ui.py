@@ -57,8 +57,19 @@ def md_escape(text: Any) -> str:
 
 def show_error(exc: PipelineError) -> None:
     """A pipeline error as a user sees it: the message and what to do, escaped."""
-    hint = f"  \n**What to do:** {md_escape(exc.hint)}" if exc.hint else ""
+    advice = app_hint(exc.hint)
+    hint = f"  \n**What to do:** {md_escape(advice)}" if advice else ""
     st.error(md_escape(exc.message) + hint)
+
+
+def app_hint(hint: str) -> str:
+    """The pipeline's advice in the app's words: a visitor has no --cache-dir or --set."""
+    if "--cache-dir" in hint or "CLUSTERLAB_CACHE_DIR" in hint:
+        return (
+            "delete datasets you no longer need (sidebar); if it persists, tell the person running "
+            "Clusterlab that the server's disk is full or its data folder cannot be written"
+        )
+    return hint
 
 
 def _setting(key: str, default: Any, saved: dict[str, Any]) -> Any:

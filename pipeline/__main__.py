@@ -6,7 +6,9 @@ Exit codes: 0 success; 2 bad input or config (nothing computed); 1 a stage faile
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from .config import DEVICES, RUNTIME_KEYS, PipelineConfig, all_keys, load_settin
 from .context import Runtime
 from .errors import ConfigError, InputError, PipelineError
 from .events import Event
-from .io import output_paths, read_table, write_outputs
+from .io import EXCEL_MAX_ROWS, output_format, output_paths, read_table, write_outputs
 from .llm import ENV_API_KEY
+from .operator import Limits
 from .runner import plan, stream
 
 log = logging.getLogger("pipeline")
@@ -50,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--chunk-size", type=int, default=1000, help="texts per cached embedding chunk")
         p.add_argument(
+            "--max-rows",
+            type=int,
+            metavar="N",
+            help="refuse a table with more than N rows (0 = no limit; default $CLUSTERLAB_MAX_ROWS or "
+            "2,000,000); $CLUSTERLAB_MAX_CELLS limits rows x columns",
+        )
+        p.add_argument(
             "--device",
             choices=DEVICES,
             help="where the model runs (default auto: a GPU when one is present); same as --set "
@@ -60,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run the pipeline and write OUT.csv, OUT.clusters.csv, OUT.manifest.json"
     )
     common(run_p)
-    run_p.add_argument("--out", required=True, help="labeled table to write (CSV)")
+    run_p.add_argument(
+        "--out",
+        required=True,
+        help="labeled table to write: .xlsx writes Excel, .parquet Parquet, any other name CSV "
+        "(the cluster summary follows: OUT.clusters.csv/.xlsx/.parquet)",
+    )
     run_p.add_argument("--events", help="write every progress event as one JSON object per line")
     run_p.add_argument("--plots", action="store_true", help="also write OUT.map.html (optional final step)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -144,19 +159,75 @@ def _describe(event: Event) -> str:
     return event.message
 
 
-def _setup_logging(cache_dir: Path) -> Path:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    log_path = cache_dir / "clusterlab.log"
-    handler = logging.FileHandler(log_path, encoding="utf-8")
+class _QuietFileHandler(logging.FileHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        # a full or read-only disk loses a log line; it never prints a traceback on the screen
+        pass
+
+
+def _setup_logging(cache_dir: Path) -> logging.FileHandler | None:
+    """Log to ``clusterlab.log`` in the cache folder; None when that cannot be written (the
+    cache then says why, or is read-only)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        handler = _QuietFileHandler(cache_dir / "clusterlab.log", encoding="utf-8")
+    except OSError:
+        return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return log_path
+    return handler
+
+
+def _map_path(out: str | Path) -> Path:
+    return Path(str(output_paths(out)["manifest"]).replace(".manifest.json", ".map.html"))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """A ConfigError if any file the run would write is the input (it would be overwritten)."""
+    source = Path(args.input)
+    for target in [*output_paths(args.out).values(), _map_path(args.out)]:
+        if _same_file(target, source):
+            raise ConfigError(
+                f"--out {args.out} would overwrite the input file {args.input} (as {target})",
+                hint="choose an --out path that is not the input, e.g. labeled.csv",
+                stage="output",
+            )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The size limits from the environment, with --max-rows (when given) for the rows."""
+    limits = Limits.from_env()
+    if args.max_rows is None:
+        return limits
+    if args.max_rows < 0:
+        raise ConfigError(
+            f"--max-rows {args.max_rows} is not allowed; expected a whole number >= 0",
+            hint="give the most rows a table may have, or 0 for no limit",
+        )
+    return Limits(args.max_rows, limits.max_cells)
 
 
 def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
-    table = read_table(args.input)
+    _check_outputs(args)
+    table = read_table(args.input, limits=_limits(args))
+    if output_format(args.out) == "xlsx" and len(table.frame) > EXCEL_MAX_ROWS:
+        raise ConfigError(
+            f"--out {args.out} asks for Excel, which holds at most {EXCEL_MAX_ROWS:,} rows; "
+            f"the table has {len(table.frame):,}",
+            hint="write CSV or Parquet instead (--out labeled.csv or labeled.parquet)",
+            stage="output",
+        )
+    for note in table.notes:  # what the reader had to do: renamed headers, mixed encodings, ...
+        print(f"note: [input] {note.removeprefix('input: ')}", file=sys.stderr)
     progress = TerminalProgress(enabled=not args.quiet)
     events_file = None
     if args.events:
@@ -183,12 +254,21 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
     try:
         paths = write_outputs(result, args.out)
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PipelineError(
+                f"the disk holding {args.out} is full; no file was left half-written",
+                hint="free space, or choose --out on another disk; the results are cached, so the "
+                "same command again only writes the files",
+                stage="output",
+            ) from None
         raise PipelineError(
             f"could not write {args.out} ({exc.strerror or type(exc).__name__})",
             hint="choose a folder you can write to with --out",
             stage="output",
         ) from None
     _report_fallbacks(result)
+    for note in result.output_notes:  # e.g. an input column named cluster_id
+        print(f"warning: [output] {note.removeprefix('output: ')}", file=sys.stderr)
     if args.plots:
         _write_plots(result, paths["table"])
     print(
@@ -232,7 +312,7 @@ def _write_plots(result, table_path: Path) -> None:
     try:
         from .plots import map_figure, sizes_figure
 
-        target = Path(str(output_paths(table_path)["manifest"]).replace(".manifest.json", ".map.html"))
+        target = _map_path(table_path)
         with open(target, "w", encoding="utf-8") as fh:
             fh.write(map_figure(result).to_html(include_plotlyjs=True, full_html=True))
             fh.write(sizes_figure(result).to_html(include_plotlyjs=False, full_html=False))
@@ -246,7 +326,7 @@ def _write_plots(result, table_path: Path) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
-    table = read_table(args.input)
+    table = read_table(args.input, limits=_limits(args))
     steps = plan(table, config, cache_dir=cache_dir, runtime=runtime)
     for step in steps:
         print(f"{step.stage:<11}{step.action:<8}{step.detail}")
@@ -257,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     log_path = None
+    handler = _setup_logging(cache_dir)
+    if handler is not None:
+        log_path = Path(handler.baseFilename)
     try:
-        log_path = _setup_logging(cache_dir)
         config, runtime_values = _settings(args)
         if args.device:  # the flag wins over embed.device from a file or --set
             runtime_values["embed.device"] = args.device
@@ -285,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if handler is not None:  # main() called in-process (tests) leaves no open log file
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def _print_error(exc: PipelineError) -> None:

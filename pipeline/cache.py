@@ -8,20 +8,33 @@ Stages whose output holds big arrays (``MMAP_KINDS``) load them memory-mapped an
 read-only, the first run included (joblib reloads what it stored), so 1M x 384
 embeddings need the page cache rather than the process's memory; nothing may write
 into them.
+
+A folder that cannot be written is a ``ConfigError`` before anything runs, except a populated
+read-only cache: it is read (hits served), and what is missing is computed without being
+saved (``Cache.notice`` says so). A write that fails (a full disk) raises, never half-stores.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import joblib
+from joblib import numpy_pickle
+from joblib._store_backends import FileSystemStoreBackend
+
+from .errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +44,11 @@ ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
 # projection (n x dim when reduce is off: the embeddings themselves)
 MMAP_KINDS = frozenset({"embed", "reduce"})
 SCRATCH = "scratch"  # the cache folder's room for stages' temporary files
+MB = 2**20
+WRITE_HINT = "choose a folder you can write to with --cache-dir, or set $" + ENV_CACHE_DIR
+FULL_HINT = "free space, or use --cache-dir on another disk; the stages already cached are kept"
+# errors that say "this folder cannot be written", as opposed to "this disk is full"
+_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def default_cache_dir() -> Path:
@@ -41,6 +59,91 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("clusterlab", appauthor=False))
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / MB:,.1f}" if n < 10 * MB else f"{n / MB:,.0f}"
+
+
+def disk_full_error(stage: str, folder: Path | None, needed: int | None = None) -> StageError:
+    """The error for a full disk (ENOSPC) while ``stage`` writes into ``folder``: how much is free
+    and, when the stage knows it, about how much it needed."""
+    where = folder if folder is not None else Path(tempfile.gettempdir())
+    amounts = []
+    with contextlib.suppress(OSError):
+        amounts.append(f"{_megabytes(shutil.disk_usage(where).free)} MB free")
+    if needed:
+        amounts.append(f"about {_megabytes(needed)} MB needed")
+    what = "the cache" if folder is not None else "temporary files"
+    shown = f" ({', '.join(amounts)})" if amounts else ""
+    return StageError(stage, f"the disk holding {what} is full{shown}; the folder is {where}", hint=FULL_HINT)
+
+
+def check_free_space(stage: str, folder: Path | None, needed: int) -> None:
+    """Raise ``disk_full_error`` unless ``folder``'s disk has ``needed`` bytes free (best effort:
+    a disk whose size cannot be read passes)."""
+    where = folder if folder is not None else Path(tempfile.gettempdir())
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return
+    if free < needed:
+        raise disk_full_error(stage, folder, needed)
+
+
+def cache_write_error(stage: str, exc: BaseException, location: Path | None) -> StageError | None:
+    """A StageError for an OSError raised while ``stage`` wrote (its cache, scratch or models):
+    a full disk, or a folder it may not write to; None for anything else."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ENOSPC:
+        return disk_full_error(stage, location)
+    if exc.errno in _NOT_WRITABLE and location is not None and _inside(exc.filename, location):
+        reason = (exc.strerror or type(exc).__name__).lower()
+        return StageError(stage, f"cannot write to {location}: {reason}", hint=WRITE_HINT)
+    return None
+
+
+def _inside(filename: Any, folder: Path) -> bool:
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    try:
+        return Path(filename).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def unwritable_error(location: Path, exc: OSError) -> ConfigError:
+    """The error for a cache folder that cannot be created or written."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "it (or a folder above it) is a file, not a folder"
+    elif exc.errno in _NOT_WRITABLE:
+        reason = (exc.strerror or "permission denied").lower()
+    else:
+        reason = f"the folder cannot be created there ({(exc.strerror or type(exc).__name__).lower()})"
+    return ConfigError(f"cannot write to {location}: {reason}", hint=WRITE_HINT, stage="cache")
+
+
+class _Store(FileSystemStoreBackend):
+    """joblib's file store, except that a failed write raises (joblib only warns, and a full disk
+    then leaves a half-written temporary file behind) and leaves nothing."""
+
+    def dump_item(self, call_id, item, verbose=1):
+        item_path = os.path.join(self.location, *call_id)
+        self.create_location(item_path)
+        filename = os.path.join(item_path, "output.pkl")
+        temporary = f"{filename}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(temporary, "wb") as fh:
+                numpy_pickle.dump(item, fh, compress=self.compress)
+            os.replace(temporary, filename)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+joblib.register_store_backend("clusterlab", _Store)
 
 
 def chain_key(*parts: Any) -> str:
@@ -78,13 +181,34 @@ class Cache:
 
     def __init__(self, location: str | Path | None):
         self.location = Path(location).expanduser() if location is not None else None
+        self.read_only = False
+        self.notice = ""  # a warning for the run (a read-only cache)
         if self.location is not None:
-            self.location.mkdir(parents=True, exist_ok=True)
+            self._check_writable(self.location)
         where = str(self.location) if self.location is not None else None
-        self._memory = joblib.Memory(where, verbose=0)
+        self._memory = joblib.Memory(where, backend="clusterlab", verbose=0)
         # the same folders, read through memory maps (a joblib.Memory has one mmap_mode)
-        self._mapped = joblib.Memory(where, mmap_mode="r", verbose=0)
+        self._mapped = joblib.Memory(where, backend="clusterlab", mmap_mode="r", verbose=0)
         self._funcs: dict[str, Any] = {}
+
+    def _check_writable(self, location: Path) -> None:
+        """A ConfigError unless the folder can be written; a populated one that cannot is used
+        read-only (root writes through permission bits, so this tries a real file)."""
+        try:
+            location.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=location):
+                pass
+        except OSError as exc:
+            if exc.errno in _NOT_WRITABLE and (location / "joblib").is_dir():
+                self.read_only = True
+                reason = (exc.strerror or "permission denied").lower()
+                self.notice = (
+                    f"cannot write to the cache {location} ({reason}): cached results are read, "
+                    "the rest is computed without being saved"
+                )
+                log.warning(self.notice)
+                return
+            raise unwritable_error(location, exc) from None
 
     def _func(self, kind: str):
         if kind not in self._funcs:
@@ -95,7 +219,7 @@ class Cache:
     def scratch_dir(self) -> Path | None:
         """Where a stage may put big temporary files: ``<cache>/scratch``, on the same disk as the
         cache (the system temp folder may be memory-backed); None when caching is off."""
-        if self.location is None:
+        if self.location is None or self.read_only:
             return None
         folder = self.location / SCRATCH
         folder.mkdir(parents=True, exist_ok=True)
@@ -104,6 +228,11 @@ class Cache:
     @property
     def enabled(self) -> bool:
         return self.location is not None
+
+    @property
+    def writable(self) -> bool:
+        """Whether computed values are stored (not when caching is off or the folder read-only)."""
+        return self.enabled and not self.read_only
 
     def contains(self, kind: str, key: str) -> bool:
         if not self.enabled:
@@ -132,6 +261,8 @@ class Cache:
         value = self.lookup(kind, key, on_corrupt)
         if value is not MISSING:
             return value, True
+        if self.read_only:
+            return compute(), False
         if keep is None:
             value, _metadata = self._func(kind).call(key, compute)  # joblib >= 1.4: (output, metadata)
             return value, False
@@ -155,7 +286,8 @@ class Cache:
             if on_corrupt is not None:
                 on_corrupt(message)
             try:
-                func.call_and_shelve(key, None).clear()
+                if not self.read_only:
+                    func.call_and_shelve(key, None).clear()
             except Exception:
                 log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
             return MISSING
@@ -165,5 +297,5 @@ class Cache:
         return self._func(kind).call_and_shelve(key, None).get()
 
     def clear(self, kind: str, key: str) -> None:
-        if self.enabled and self.contains(kind, key):
+        if self.writable and self.contains(kind, key):
             self._func(kind).call_and_shelve(key, None).clear()

@@ -116,6 +116,10 @@ class ReduceParams:
         )
 
 
+# HDBSCAN's neighbour search grows with min_samples; past this it takes hours and says no more
+MAX_MIN_SAMPLES = 1_000
+
+
 @dataclass(frozen=True)
 class ClusterParams:
     algorithm: str = "hdbscan"  # or "kmeans"
@@ -145,7 +149,13 @@ class ClusterParams:
             self.min_cluster_size == 0 or self.min_cluster_size >= 2,
             "0 (automatic) or >= 2",
         )
-        _check("cluster", "min_samples", self.min_samples, self.min_samples >= 0, "0 (automatic) or >= 1")
+        _check(
+            "cluster",
+            "min_samples",
+            self.min_samples,
+            self.min_samples == 0 or 1 <= self.min_samples <= MAX_MIN_SAMPLES,
+            f"0 (automatic) or 1..{MAX_MIN_SAMPLES}",
+        )
         _check("cluster", "method", self.method, self.method in ("eom", "leaf"), "'eom' or 'leaf'")
         _check(
             "cluster",

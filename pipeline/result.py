@@ -103,12 +103,31 @@ class Result:
                 _TREES.pop(next(iter(_TREES)))
         return tree
 
+    @cached_property
+    def output_renames(self) -> tuple[tuple[str, str], ...]:
+        """(input column, its name in ``table()``) for the input columns renamed there: one named
+        like an output column gets ``<name>_input`` (or ``_input_2``, ... when that is taken too),
+        a repeated name gets `` (2)``, ... . Every name in ``table()`` is unique."""
+        return tuple(
+            (str(old), str(new)) for old, new in _output_names(self.corpus.table.frame.columns) if old != new
+        )
+
+    @property
+    def output_notes(self) -> tuple[str, ...]:
+        """One line per renamed input column, for the user (the CLI prints them; the manifest keeps them)."""
+        notes = []
+        for old, new in self.output_renames:
+            why = "the output adds its own" if old in OUTPUT_COLUMNS else "another input column has the name"
+            notes.append(
+                f"output: the input column {old!r} is named {new!r} in the output table ({why} {old!r})"
+            )
+        return tuple(notes)
+
     def table(self) -> pd.DataFrame:
-        """Every input row in input order, original columns unchanged, plus the cluster columns."""
+        """Every input row in input order, original columns and values unchanged, plus the cluster
+        columns; input columns whose names clash are renamed (see ``output_renames``)."""
         frame = self.corpus.table.frame.copy()
-        clashes = [c for c in OUTPUT_COLUMNS if c in frame.columns]
-        if clashes:
-            frame = frame.rename(columns={c: f"{c}_input" for c in clashes})
+        frame.columns = [new for _, new in _output_names(frame.columns)]
         index = self.corpus.row_to_unique
         has_text = index >= 0
         safe = np.where(has_text, index, 0)
@@ -198,7 +217,8 @@ class Result:
             "quality": {key: _plain(v) for key, v in self.readouts.items()},
             "tree": self.tree.to_records(),
             "labels": self._labels_manifest(),
-            "warnings": list(self.warnings),
+            "output_renames": [{"input": old, "output": new} for old, new in self.output_renames],
+            "warnings": [*self.warnings, *self.output_notes],
         }
 
     def _labels_manifest(self) -> dict[str, Any]:
@@ -216,6 +236,32 @@ class Result:
                 {"cluster": f.cluster, "kind": f.kind, "reason": f.reason} for f in labels.fallbacks
             ],
         }
+
+
+def _output_names(columns) -> list[tuple[Any, Any]]:
+    """(label, label in the output table) per input column, by position: a name of an output column
+    becomes ``<name>_input`` (``_input_2``, ... when taken); a repeated name ``<name> (2)``, ...
+    Names are compared as text, since that is how CSV and Excel write them."""
+    labels = list(columns)
+    blocked = {str(c) for c in labels} | set(OUTPUT_COLUMNS)
+    seen: set[str] = set()
+    out = []
+    for label in labels:
+        name = str(label)
+        if name in OUTPUT_COLUMNS:
+            new, number = f"{name}_input", 2
+            while new in blocked:
+                new, number = f"{name}_input_{number}", number + 1
+        elif name in seen:
+            new, number = f"{name} (2)", 3
+            while new in blocked:
+                new, number = f"{name} ({number})", number + 1
+        else:
+            new = label
+        seen.add(name)
+        blocked.add(str(new))
+        out.append((label, new))
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, chain_key, default_cache_dir
+from .cache import Cache, cache_write_error, chain_key, default_cache_dir
 from .config import LabelParams, LLMParams, PipelineConfig
 from .context import Runtime, StageContext
 from .embedders import embedder_identity
@@ -227,6 +227,8 @@ def _execute(
         ctx = StageContext(stage=spec.name, runtime=runtime, cache=cache, emit=emit, cancel=cancel)
         cached = cache.contains(spec.name, key)
         emit(Event(spec.name, "started", 0.0, 0.0, cached, "loading from cache" if cached else "computing"))
+        if cache.notice and not stats:  # said once, by the first stage (a read-only cache)
+            ctx.warn(cache.notice)
         try:
             value, hit = cache.get_or_compute(
                 spec.name,
@@ -242,7 +244,7 @@ def _execute(
             raise
         except Exception as exc:
             log.exception("stage %s failed unexpectedly", spec.name)
-            error = StageError(
+            error = cache_write_error(spec.name, exc, cache.location) or StageError(
                 spec.name,
                 f"unexpected {type(exc).__name__}: {str(exc)[:300]}",
                 hint=f"the full traceback is in the log; stages before {spec.name} are cached, so "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import pipeline.__main__ as cli
-from pipeline import Runtime
+from pipeline import OUTPUT_COLUMNS, Runtime
 from tests.conftest import FakeEmbedder, topic_texts
 
 
@@ -240,3 +244,230 @@ def test_config_file_and_plots(feedback_csv, tmp_path, fake_cli, capsys):
     assert "-> 3 clusters" in stdout
     html = (tmp_path / "k.map.html").read_text()
     assert "scattergl" in html and "Rows per cluster" in html
+
+
+def test_huge_min_samples_exits_2_before_anything_is_computed(feedback_csv, tmp_path, fake_cli, capsys):
+    code, _, stderr = run_cli(
+        [
+            "run",
+            feedback_csv,
+            "--text-column",
+            "comment",
+            "--out",
+            tmp_path / "o.csv",
+            "--cache-dir",
+            tmp_path / "cache",
+            "--set",
+            "cluster.min_samples=100000000000000000000000",
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert "error: [config] cluster.min_samples = 100000000000000000000000 is not allowed" in stderr
+    assert "0 (automatic) or 1..1000" in stderr and "hint: " in stderr
+    assert fake_cli.calls == [] and not (tmp_path / "o.csv").exists()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def mounts():
+    """Mount helpers for disk-level faults (tests run as root here); skipped where mounting is
+    impossible. Everything mounted is unmounted afterwards, last first."""
+    mounted: list[Path] = []
+
+    def mount(*args: str, target: Path, why: str) -> None:
+        try:
+            done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            pytest.skip(f"cannot mount {why} here: {exc}")
+        if done.returncode:
+            pytest.skip(f"cannot mount {why} here: {done.stderr.strip() or done.returncode}")
+        mounted.append(target)
+
+    class Mounts:
+        @staticmethod
+        def small_disk(folder: Path, size_kb: int) -> Path:
+            folder.mkdir(parents=True, exist_ok=True)
+            mount("-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder), target=folder, why="a tmpfs")
+            return folder
+
+        @staticmethod
+        def read_only(folder: Path) -> Path:
+            folder.mkdir(parents=True, exist_ok=True)
+            mount("--bind", str(folder), str(folder), target=folder, why="a read-only bind")
+            mount("-o", "remount,bind,ro", str(folder), target=folder, why="a read-only bind")
+            return folder
+
+    yield Mounts
+    for folder in dict.fromkeys(reversed(mounted)):
+        if subprocess.run(["umount", str(folder)], capture_output=True, timeout=30).returncode:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+# The command line in a child process (a SIGBUS kills the child, not the tests), with an embedder
+# of 4096 floats per text (or argv[1]): a few hundred texts need megabytes of cache.
+WIDE_CLI = """
+import sys
+import numpy as np
+import pipeline.__main__ as cli
+from pipeline import Runtime
+
+class Wide:
+    def __init__(self, dim):
+        self.dim, self.identity = dim, f"fake:wide:{dim}"
+
+    def encode(self, texts):
+        rng = np.random.default_rng(len(texts))
+        return rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+
+dim = int(sys.argv[1])
+cli.Runtime = lambda **kw: Runtime(embedder=Wide(dim), heartbeat_s=0.5, **kw)
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "dim, disk_kb, expected",
+    [
+        # the stage's own estimate: refused before the vectors are written
+        (4096, 2048, "MB free, about 9.4 MB needed)"),
+        # the estimate fits, then joblib runs out of space writing the stage's cache entry
+        (1024, 3072, "MB free);"),
+    ],
+)
+def test_full_cache_disk_is_an_error_line_not_sigbus(dim, disk_kb, expected, tmp_path, mounts):
+    cache = mounts.small_disk(tmp_path / "cache", disk_kb)
+    source = tmp_path / "texts.csv"
+    pd.DataFrame({"comment": [f"text number {i}" for i in range(300)]}).to_csv(source, index=False)
+    args = ["run", source, "--text-column", "comment", "--out", tmp_path / "out.csv"]
+    args += ["--cache-dir", cache, "--chunk-size", "50", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-c", WIDE_CLI, str(dim), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr)  # SIGBUS was -7 (the shell: 135)
+    assert "error: [embed] the disk holding the cache is full (" in done.stderr
+    assert expected in done.stderr
+    assert "hint: free space, or use --cache-dir on another disk" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(cache.rglob("*.tmp")) and not list((cache / "scratch").iterdir())
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_failed_output_write_leaves_the_previous_file(feedback_csv, tmp_path, fake_cli, capsys, monkeypatch):
+    out = tmp_path / "out" / "labeled.csv"
+    out.parent.mkdir()
+    out.write_bytes(b"previous,run\r\n1,2\r\n")
+    real = pd.DataFrame.to_csv
+
+    def half_then_full(self, path, *args, **kwargs):
+        real(self.head(len(self) // 2), path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_full)
+    code, _, stderr = run_cli(
+        ["run", feedback_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"],
+        capsys,
+    )
+    assert code == 1
+    assert f"error: [output] the disk holding {out} is full" in stderr and "hint: free space" in stderr
+    assert out.read_bytes() == b"previous,run\r\n1,2\r\n"
+    assert [p.name for p in out.parent.iterdir()] == ["labeled.csv"]  # no half-written temporary
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_unwritable_cache_folder_exits_2_with_a_hint(
+    where, feedback_csv, tmp_path, fake_cli, capsys, monkeypatch
+):
+    args = ["run", feedback_csv, "--text-column", "comment", "--out", tmp_path / "o.csv"]
+    if where == "file":
+        folder = tmp_path / "a-file"
+        folder.write_text("not a folder")
+        args += ["--cache-dir", folder]
+        reason = "it (or a folder above it) is a file, not a folder"
+    else:
+        folder = Path("/proc/clusterlab-cache")
+        monkeypatch.setenv("CLUSTERLAB_CACHE_DIR", str(folder))
+        reason = "the folder cannot be created there"
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 2, stderr
+    assert f"error: [cache] cannot write to {folder}: {reason}" in stderr
+    assert "hint: choose a folder you can write to with --cache-dir, or set $CLUSTERLAB_CACHE_DIR" in stderr
+    assert "Traceback" not in stderr and "unexpected" not in stderr
+    assert fake_cli.calls == []
+
+
+def test_read_only_cache_is_read_and_an_empty_one_refused(feedback_csv, tmp_path, fake_cli, capsys, mounts):
+    cache = tmp_path / "cache"
+    base = ["run", feedback_csv, "--text-column", "comment", "--cache-dir", cache]
+    assert run_cli(base + ["--out", tmp_path / "a.csv"], capsys)[0] == 0
+    calls = len(fake_cli.calls)
+    mounts.read_only(cache)
+    events = tmp_path / "ev.jsonl"
+    code, stdout, stderr = run_cli(
+        base + ["--out", tmp_path / "b.csv", "--set", "cluster.min_cluster_size=10", "--events", events],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert f"warning: [preprocess] cannot write to the cache {cache} (read-only file system)" in stderr
+    assert "-> " in stdout and (tmp_path / "b.csv").exists()
+    assert len(fake_cli.calls) == calls  # embeddings read from the cache
+    finished = {
+        e["stage"]: e["cached"]
+        for e in map(json.loads, events.read_text().splitlines())
+        if e["kind"] == "finished"
+    }
+    assert finished == {"preprocess": True, "embed": True, "reduce": True, "cluster": False, "label": False}
+
+    empty = mounts.read_only(tmp_path / "empty")
+    code, _, stderr = run_cli(
+        ["run", feedback_csv, "--text-column", "comment", "--cache-dir", empty, "--out", tmp_path / "c.csv"],
+        capsys,
+    )
+    assert code == 2
+    assert f"error: [cache] cannot write to {empty}: read-only file system" in stderr
+    assert "hint: choose a folder you can write to with --cache-dir" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("name", ["feedback.csv", "labeled.clusters.csv", "labeled.manifest.json"])
+def test_out_that_would_overwrite_the_input_is_refused(name, feedback_csv, tmp_path, fake_cli, capsys):
+    source = tmp_path / name
+    if source != feedback_csv:
+        feedback_csv.rename(source)
+    before = source.read_bytes()
+    out = source if name == "feedback.csv" else tmp_path / "labeled.csv"
+    code, _, stderr = run_cli(
+        ["run", source, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"],
+        capsys,
+    )
+    assert code == 2
+    assert f"error: [output] --out {out} would overwrite the input file {source}" in stderr
+    assert "hint: choose an --out path that is not the input" in stderr
+    assert source.read_bytes() == before and fake_cli.calls == []
+
+
+@pytest.mark.parametrize(
+    "suffix, read, magic",
+    [(".xlsx", pd.read_excel, b"PK\x03\x04"), (".parquet", pd.read_parquet, b"PAR1")],
+)
+def test_out_suffix_picks_excel_or_parquet(suffix, read, magic, feedback_csv, tmp_path, fake_cli, capsys):
+    out = tmp_path / f"labeled{suffix}"
+    code, stdout, stderr = run_cli(
+        ["run", feedback_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert out.read_bytes().startswith(magic)
+    table = read(out)
+    assert list(table.columns)[:3] == ["ticket", "comment", "score"]
+    assert list(table.columns)[3:] == list(OUTPUT_COLUMNS)
+    assert len(table) == 120
+    clusters = read(tmp_path / f"labeled.clusters{suffix}")
+    assert list(clusters.columns)[:3] == ["id", "label", "size"] and clusters["size"].sum() == 119
+    assert (tmp_path / "labeled.manifest.json").exists()
+    assert f"labeled.clusters{suffix}" in stdout

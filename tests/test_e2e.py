@@ -255,13 +255,14 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
 def test_two_workspaces_at_once_stay_apart(browser, app_url):
     alpha, _ = feedback_csv(90, ["billing", "crash", "login"], seed=2, specials=False)
     beta, _ = feedback_csv(80, ["delivery", "praise"], seed=3, specials=False)
-    token = secrets.token_urlsafe(18)
+    made_up = secrets.token_urlsafe(18)  # well-formed, but not issued by this server
     first = Session(browser, app_url)  # no token: the app makes a new workspace
-    second = Session(browser, f"{app_url}/?ws={token}")
+    second = Session(browser, f"{app_url}/?ws={made_up}")
     try:
         first_token = re.search(r"[?&]ws=([\w-]+)", first.page.url).group(1)
-        assert first_token != token
-        assert f"ws={token}" in second.page.url
+        second_token = re.search(r"[?&]ws=([\w-]+)", second.page.url).group(1)
+        assert len({first_token, second_token, made_up}) == 3
+        expect(second.page.get_by_text("That workspace link is not valid")).to_be_visible()
 
         first.upload("alpha_survey.csv", alpha)
         second.upload("beta_tickets.csv", beta)

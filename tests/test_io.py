@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import zipfile
 
@@ -13,6 +14,7 @@ import pytest
 import pipeline
 from pipeline.errors import InputError
 from pipeline.io import csv_bytes, neutralise, output_paths, spreadsheet_safe, write_csv
+from pipeline.operator import Limits
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -428,3 +430,207 @@ def test_output_paths():
         "clusters": "results/run.clusters.csv",
         "manifest": "results/run.manifest.json",
     }
+
+
+# --- size limits (decompression bombs) -------------------------------------------------
+
+
+def _xlsx_rows(n: int, dimension: str | None = None) -> bytes:
+    """A workbook with a header and ``n`` rows, written streaming; ``dimension`` plants a size
+    declaration in the sheet (a crafted file can declare a false one)."""
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["text"])
+    for i in range(n):
+        sheet.append([f"row {i}"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    if dimension is None:
+        return buffer.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<sheetViews>", f'<dimension ref="{dimension}"/><sheetViews>'.encode())
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+def test_xlsx_bomb_is_refused_before_it_is_loaded(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(_xlsx_rows(30_000, dimension="A1:A2"))  # it claims 2 rows
+
+    def never(*args, **kwargs):
+        raise AssertionError("pandas.read_excel was called: the sheet was loaded")
+
+    monkeypatch.setattr(pd, "read_excel", never)
+    with pytest.raises(InputError) as info:
+        pipeline.read_table(path, limits=Limits(max_rows=10_000))
+    message = info.value.user_message()
+    assert "bomb.xlsx is too big: it has more than 10,000 rows in its first sheet" in message
+    assert "this server accepts at most 10,000 rows" in message
+    assert "CLUSTERLAB_MAX_ROWS" in message and "--max-rows" in message
+    monkeypatch.setenv("CLUSTERLAB_MAX_ROWS", "10000")  # the default limits come from the environment
+    with pytest.raises(InputError, match="more than 10,000 rows"):
+        pipeline.read_table(path)
+
+
+def test_xlsx_that_unpacks_past_the_cell_limit_is_refused_before_it_is_opened(tmp_path, monkeypatch):
+    from pipeline import io as reader
+
+    monkeypatch.setattr(reader, "XLSX_UNPACKED_FLOOR", 0)
+    monkeypatch.setattr(reader, "XLSX_BYTES_PER_CELL", 1)
+    monkeypatch.setattr("openpyxl.load_workbook", lambda *a, **k: pytest.fail("the workbook was opened"))
+    with pytest.raises(InputError, match=r"GB of XML once unpacked; this server accepts at most 100 cells"):
+        pipeline.read_table(_xlsx_rows(30), "small.xlsx", limits=Limits(max_rows=0, max_cells=100))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "xlsx", "parquet"])
+def test_row_and_cell_limits_apply_to_every_format(tmp_path, fmt):
+    frame = pd.DataFrame({"id": ["1", "2", "3", "4"], "text": ["a", "b", "c", "d"]})
+    path = tmp_path / f"data.{fmt}"
+    if fmt in ("csv", "tsv"):
+        frame.to_csv(path, index=False, sep="," if fmt == "csv" else "\t")
+    elif fmt == "xlsx":
+        frame.to_excel(path, index=False, engine="openpyxl")
+    else:
+        frame.to_parquet(path)
+    with pytest.raises(
+        InputError, match=r"has (more than 3|4) rows( in its first sheet)?; .* at most 3 rows"
+    ):
+        pipeline.read_table(path, limits=Limits(max_rows=3))
+    with pytest.raises(InputError, match=r"4 rows x 2 columns = 8 cells.*at most 7 cells"):
+        pipeline.read_table(path, limits=Limits(max_rows=0, max_cells=7))
+    assert pipeline.read_table(path, limits=Limits(max_rows=4, max_cells=8)).frame.shape == (4, 2)
+    assert pipeline.read_table(path, limits=Limits(max_rows=0, max_cells=0)).frame.shape == (4, 2)
+
+
+def test_cli_max_rows_and_environment_limit(tmp_path, monkeypatch, capsys):
+    import pipeline.__main__ as cli
+
+    path = tmp_path / "three.csv"
+    path.write_bytes(b"text\nfirst\nsecond\nthird\n")
+    monkeypatch.setattr(cli, "plan", lambda *args, **kwargs: [])  # reading is what is tested
+    base = ["plan", str(path), "--text-column", "text", "--cache-dir", str(tmp_path / "cache")]
+
+    monkeypatch.setenv("CLUSTERLAB_MAX_ROWS", "2")
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "error: [input] three.csv is too big: it has more than 2 rows" in err
+    assert "hint: " in err
+    assert cli.main([*base, "--max-rows", "3"]) == 0  # the flag wins over the environment
+    assert cli.main([*base, "--max-rows", "0"]) == 0  # 0 = no limit
+    monkeypatch.delenv("CLUSTERLAB_MAX_ROWS")
+    assert cli.main([*base, "--max-rows", "1"]) == 2
+    assert "at most 1 rows" in capsys.readouterr().err
+    run = ["run", str(path), "--text-column", "text", "--out", str(tmp_path / "o.csv"), "--max-rows", "2"]
+    assert cli.main([*run, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert not (tmp_path / "o.csv").exists()
+
+
+# --- mixed encodings -------------------------------------------------------------------
+
+
+def test_mixed_utf8_and_cp1252_lines_are_each_decoded_right(tmp_path):
+    lines = [("1", "café", "utf-8"), ("2", "naïve", "cp1252"), ("3", "plain", "ascii")]
+    lines += [("4", "crème brûlée", "cp1252"), ("5", "日本語", "utf-8")]
+    data = b"id,comment\n" + b"".join(f"{i},{text}\n".encode(enc) for i, text, enc in lines)
+    table = read(tmp_path, data)
+    assert table.frame["comment"].tolist() == [text for _, text, _ in lines]
+    assert table.encoding == "utf-8+cp1252"
+    assert table.notes == (
+        "input: 2 line(s) (lines 3, 5) were not UTF-8 and were read as Windows-1252; "
+        "the other lines are UTF-8",
+    )
+
+
+def test_file_all_in_cp1252_is_not_called_mixed(tmp_path):
+    texts = ["café", "naïve", "plain", "crème brûlée", "“quoted” – €5"]
+    data = b"id;comment\n" + "".join(f"{i};{t}\n" for i, t in enumerate(texts)).encode("cp1252")
+    table = read(tmp_path, data)
+    assert table.encoding == "cp1252"
+    assert table.frame["comment"].tolist() == texts
+    assert table.notes == ()
+
+
+# --- column names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_repeated_and_empty_headers_get_clear_reported_names(tmp_path, fmt):
+    header = ["text", "id", "text", None, "text (2)"]
+    values = [["a", "i1", "b", "c", "d"], ["e", "i2", "f", "g", "h"]]
+    if fmt == "csv":
+        data = ("\n".join(",".join(v or "" for v in row) for row in [header, *values]) + "\n").encode()
+    else:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        for row in [header, *values]:
+            book.active.append(row)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        data = buffer.getvalue()
+    table = read(tmp_path, data, f"data.{fmt}")
+    # "text (2)" is taken by a real header, so the repeated "text" becomes "text (3)"
+    assert list(table.frame.columns) == ["text", "id", "text (3)", "column 4", "text (2)"]
+    assert rows(table) == values
+    assert table.notes == (
+        "input: the header 'text' appears 2 times; the columns are named 'text', 'text (3)'",
+        "input: column 4 has no header; it is named 'column 4'",
+    )
+
+
+def test_output_column_names_never_collide_and_renames_are_reported(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pipeline.__main__ as cli
+    from pipeline import Runtime
+    from tests.conftest import FakeEmbedder, topic_texts
+
+    monkeypatch.setattr(cli, "Runtime", lambda **kw: Runtime(embedder=FakeEmbedder(), **kw))
+    texts, _ = topic_texts(n_per_topic=15)
+    ids = [f"old-{i}" for i in range(len(texts))]
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"cluster_id": ids, "cluster_id_input": ids[::-1], "text": texts}).to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    args = ["run", path, "--text-column", "text", "--out", out, "--cache-dir", tmp_path / "cache", "--quiet"]
+    assert cli.main([str(a) for a in args]) == 0
+    err = capsys.readouterr().err
+    assert "warning: [output] the input column 'cluster_id' is named 'cluster_id_input_2'" in err
+    labeled = pd.read_csv(out, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert list(labeled.columns[:3]) == ["cluster_id_input_2", "cluster_id_input", "text"]
+    assert labeled.columns.is_unique
+    assert labeled["cluster_id_input_2"].tolist() == ids
+    assert labeled["cluster_id_input"].tolist() == ids[::-1]
+    manifest = json.loads(output_paths(out)["manifest"].read_text(encoding="utf-8"))
+    assert manifest["output_renames"] == [{"input": "cluster_id", "output": "cluster_id_input_2"}]
+    assert any("'cluster_id_input_2'" in w for w in manifest["warnings"])
+
+
+# --- nested Parquet columns ------------------------------------------------------------
+
+
+def test_list_and_struct_parquet_columns_are_refused_as_text(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.config import PreprocessParams
+    from pipeline.stages.preprocess import preprocess
+
+    path = tmp_path / "nested.parquet"
+    tags = pa.array([["it", "x"], ["y"]], pa.list_(pa.string()))
+    meta = pa.array([{"lang": "en", "n": 1}, {"lang": "de", "n": 2}])
+    pq.write_table(pa.table({"tags": tags, "meta": meta, "text": ["hello there", "good day"]}), path)
+    table = pipeline.read_table(path)
+    with pytest.raises(InputError) as info:
+        preprocess(table, PreprocessParams(text_column="tags"))
+    assert info.value.stage == "preprocess"
+    assert "the column 'tags' holds lists (Parquet type list<string>), not text" in info.value.message
+    assert "choose another text column, or join each row's items" in info.value.hint
+    with pytest.raises(InputError, match=r"'meta' holds structs \(Parquet type struct<lang: string"):
+        preprocess(table, PreprocessParams(text_column="meta"))
+    assert preprocess(table, PreprocessParams(text_column="text")).n_texts == 2

@@ -110,6 +110,20 @@ def test_all_noise_is_a_warning_not_a_crash():
         assert warnings and "Lower cluster.min_cluster_size" in warnings[-1]
 
 
+def test_min_samples_above_the_corpus_is_clamped_with_a_warning_naming_it():
+    from pipeline.context import detached
+
+    points, _ = blobs(n_per=10)
+    warnings = []
+    ctx = detached("cluster")
+    ctx.warn = warnings.append  # type: ignore[method-assign]
+    result = cluster(projection_of(points), ClusterParams(min_cluster_size=5, min_samples=500), ctx)
+    assert result.resolved["min_samples"] == 29
+    assert any("cluster.min_samples=500" in w and "used min_samples=29" in w for w in warnings)
+    if result.n_clusters == 0:  # the all-noise warning points at min_samples too
+        assert "or cluster.min_samples" in warnings[-1]
+
+
 def _corpus(texts):
     return preprocess(Table.from_frame(pd.DataFrame({"t": texts})), PreprocessParams(text_column="t"))
 

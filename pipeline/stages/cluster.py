@@ -265,6 +265,11 @@ def cluster(
             f"cluster.n_clusters = {k} asks for more clusters than the {n:,} distinct texts",
             hint=f"set cluster.n_clusters to at most {n} (or 0 to let HDBSCAN decide)",
         )
+    if params.min_samples > settings.min_samples:
+        ctx.warn(
+            f"cluster.min_samples={params.min_samples} is more than {n:,} distinct texts allow; "
+            f"used min_samples={settings.min_samples}. Lower cluster.min_samples (or set it to 0 for automatic)"
+        )
     sampled = rows_to_fit(n, params)
     ctx.progress(
         0.1,
@@ -335,9 +340,12 @@ def cluster(
                 "for exactly k, or ask for fewer"
             )
     if (raw == -1).all():
+        lower = f"cluster.min_cluster_size (e.g. {max(2, settings.min_cluster_size // 2)})"
+        if params.min_samples:  # set by the user: it may be the one that declares everything noise
+            lower += f" or cluster.min_samples (e.g. {max(1, settings.min_samples // 2)})"
         ctx.warn(
-            f"HDBSCAN found no clusters in {n:,} distinct texts with min_cluster_size={settings.min_cluster_size}; "
-            f"all are shown as unclustered. Lower cluster.min_cluster_size (e.g. {max(2, settings.min_cluster_size // 2)})"
+            f"HDBSCAN found no clusters in {n:,} distinct texts with min_cluster_size={settings.min_cluster_size}, "
+            f"min_samples={settings.min_samples}; all are shown as unclustered. Lower {lower}"
         )
     labels = assign_to_nearest(coords, raw, params.seed) if params.assign_outliers else raw.copy()
     ctx.progress(0.6, f"{found} clusters; measuring separation and stability")

@@ -1,12 +1,15 @@
 """embed: distinct texts -> float32 vectors, in chunks that are cached one by one.
 
 The vectors are written chunk by chunk into a memory-mapped .npy file (never one array in
-memory), here or on a Dask cluster (``Runtime.scheduler``, see pipeline/distributed.py).
+memory), here or on a Dask cluster (``Runtime.scheduler``, see pipeline/distributed.py). The
+file's disk space is allocated before the first write: writing into a sparse mapping on a full
+disk kills the process with SIGBUS, where a failed allocation is an error that says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tempfile
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import distributed
-from ..cache import MISSING, chain_key, texts_digest
+from ..cache import MISSING, chain_key, check_free_space, disk_full_error, texts_digest
 from ..config import EmbedParams
 from ..context import StageContext, detached
 from ..embedders import Embedder, embedder_identity, load_embedder
@@ -52,19 +55,41 @@ def checked(block: np.ndarray, n_texts: int) -> np.ndarray:
 
 def scratch_memmap(folder: Path | None, shape: tuple[int, int]) -> np.memmap:
     """A float32 .npy mapped into memory, its file already unlinked where the OS allows it: the
-    disk space is freed when the last view of the array goes, and a killed run leaves nothing."""
+    disk space is freed when the last view of the array goes, and a killed run leaves nothing.
+
+    The space is allocated for real (not a sparse file), so a full disk raises OSError (ENOSPC)
+    here instead of SIGBUS at some later write into the mapping."""
     handle, path = tempfile.mkstemp(prefix="embed-", suffix=".npy", dir=folder)
-    os.close(handle)
     try:
         array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        _allocate(handle, array.offset, os.path.getsize(path))
     except BaseException:
+        os.close(handle)
         os.unlink(path)
         raise
+    os.close(handle)
     try:
         os.unlink(path)
     except OSError:  # Windows keeps mapped files: remove it once the array is gone
         weakref.finalize(array, _remove, path)
     return array
+
+
+def _allocate(handle: int, start: int, size: int, block: int = 2**20) -> None:
+    """Reserve the file's ``size`` bytes of disk: posix_fallocate, else ordinary writes of zeros
+    from ``start`` (the data, after the .npy header) to the end."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(handle, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise
+            # EINVAL/EOPNOTSUPP: this filesystem cannot; write the zeros instead
+    zeros = bytes(block)
+    os.lseek(handle, start, os.SEEK_SET)
+    while start < size:
+        start += os.write(handle, zeros[: min(block, size - start)])
 
 
 def _remove(path: str) -> None:
@@ -75,17 +100,30 @@ def _remove(path: str) -> None:
 class _Vectors:
     """The output array, made when the first chunk says the dimension, filled chunk by chunk."""
 
-    def __init__(self, total: int, folder: Path | None):
+    def __init__(self, total: int, folder: Path | None, stored: bool = False):
         self.total, self.folder = total, folder
+        self.stored = stored  # the runner then writes the whole array to the cache as well
         self.array: np.memmap | None = None
         self.finite = True
 
     def put(self, index: np.ndarray, block: np.ndarray) -> None:
         if self.array is None:
-            self.array = scratch_memmap(self.folder, (self.total, block.shape[1]))
+            self.array = self._allocate(block.shape[1])
         self.array[index] = block
         # checked per chunk: a whole-array isfinite would need n x dim bytes at once
         self.finite = self.finite and bool(np.isfinite(block).all())
+
+    def _allocate(self, dim: int) -> np.memmap:
+        size = self.total * dim * np.dtype(np.float32).itemsize
+        # the scratch file, and the cache entry written while it still exists
+        needed = size * (2 if self.stored else 1)
+        check_free_space("embed", self.folder, needed)
+        try:
+            return scratch_memmap(self.folder, (self.total, dim))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise disk_full_error("embed", self.folder, needed) from None
+            raise
 
     def finish(self) -> np.memmap:
         assert self.array is not None  # preprocess guarantees at least one text
@@ -106,7 +144,7 @@ def embed(corpus: Corpus, params: EmbedParams, ctx: StageContext | None = None) 
     given: Embedder | None = ctx.runtime.embedder
     identity = given.identity if given is not None else embedder_identity(params)
     chunks = chunk_plan(corpus.texts, max(1, ctx.runtime.chunk_size))
-    vectors = _Vectors(corpus.n_texts, ctx.cache.scratch_dir())
+    vectors = _Vectors(corpus.n_texts, ctx.cache.scratch_dir(), stored=ctx.cache.writable)
     address = distributed.scheduler_address(ctx.runtime)
     if address:
         _embed_on_cluster(address, corpus, chunks, identity, params, vectors, ctx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -45,6 +47,56 @@ def _truncate(text: str, limit: int) -> str:
     return cut[:space] if space > limit * 0.8 else cut
 
 
+def _refuse_nested(column: pd.Series, name: str, source: str) -> None:
+    """A list or struct column (Parquet) would be clustered as its printed form, ``['it' 'x']``."""
+    kind, arrow_type = _nested(column)
+    if kind is None:
+        return
+    where = "Parquet type" if source.lower().endswith((".parquet", ".pq")) else "type"
+    shown = f" ({where} {arrow_type})" if arrow_type else ""
+    fix = (
+        "join each row's items into one text first (e.g. keywords joined with spaces)"
+        if kind == "lists"
+        else "put the field that holds the text (or the fields joined) in a column of its own first"
+    )
+    raise InputError(
+        f"the column {name!r} holds {kind}{shown}, not text",
+        hint=f"choose another text column, or {fix}, and load that file",
+        stage="preprocess",
+    )
+
+
+def _nested(column: pd.Series) -> tuple[str | None, str]:
+    """("lists" or "structs", and the Arrow type) when the column holds lists or structs."""
+    import pyarrow as pa
+
+    dtype = getattr(column.dtype, "pyarrow_dtype", None)  # pandas' ArrowDtype
+    if dtype is not None:
+        if pa.types.is_struct(dtype):
+            return "structs", str(dtype)
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+            return "lists", _list_type(dtype)
+        return None, ""
+    if column.dtype != object:
+        return None, ""
+    sample = column.dropna().head(1000)
+    if any(isinstance(v, dict) for v in sample):
+        kind = "structs"
+    elif any(isinstance(v, list | tuple | set | np.ndarray) for v in sample):
+        kind = "lists"
+    else:
+        return None, ""
+    try:
+        values = [list(v) if isinstance(v, set | np.ndarray) else v for v in sample]
+        return kind, _list_type(pa.array(values).type)
+    except (pa.ArrowException, TypeError, ValueError):  # mixed values: no single type to name
+        return kind, ""
+
+
+def _list_type(arrow_type) -> str:
+    return re.sub(r"list<(item|element): ", "list<", str(arrow_type))
+
+
 def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None = None) -> Corpus:
     """Check the text column, clean it, and map every row to a distinct text (or a reason)."""
     ctx = ctx or detached("preprocess")
@@ -77,8 +129,9 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
             hint="rename the duplicate columns so each name is unique",
             stage="preprocess",
         )
-    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
     column = frame.iloc[:, positions[0]]
+    _refuse_nested(column, params.text_column, table.name)
+    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
     missing = column.isna().to_numpy()
     clean = clean_texts(column.where(~column.isna(), "")).to_numpy(dtype=object)
     lengths = np.fromiter((len(t) for t in clean), dtype=np.int64, count=len(clean))
