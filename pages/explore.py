@@ -70,6 +70,23 @@ cols[5].metric(
     "–" if stability is None else f"{stability:.2f}",
     help=str(readouts.get("stability_measure", "")) + "; 1 = the same clusters every time",
 )
+largest = readouts.get("largest_share")
+if largest is not None and largest > ui.LARGEST_SHARE and len(real) > 1:
+    blob = st.container(border=True)
+    blob.warning(
+        f"One cluster holds {largest:.0%} of the texts: at these settings the texts barely separate, "
+        "so that cluster says little. The fix tries several settings on the current reduction and "
+        "applies the one it recommends."
+    )
+    blob.button(
+        "Fix it: apply the recommended setting",
+        key="fix_blob",
+        on_click=ui.fix_large_cluster,
+        args=(result, info.rows),
+        help="the same sweep as 'Suggest clustering settings'; only clustering and naming run again",
+    )
+if st.session_state.get("fix_blob_note"):
+    st.info(ui.md_escape(st.session_state.pop("fix_blob_note")))
 for outcome in edited.stale:
     st.warning(ui.md_escape(outcome.message))
 
@@ -88,7 +105,9 @@ def suggest_section() -> None:
             suggestion = None
             with st.spinner("Trying settings on the current reduction…"):
                 try:
-                    suggestion = quality.suggest_settings(result.projection, weights=result.corpus.counts)
+                    suggestion = quality.suggest_settings(
+                        result.projection, weights=result.corpus.counts, vectors=result.embeddings.vectors
+                    )
                 except Exception:  # a sweep never costs the results
                     ui.log.exception("suggest_settings failed")
             st.session_state["suggestion"] = (key, suggestion)

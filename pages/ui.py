@@ -24,6 +24,7 @@ from pipeline import PipelineConfig, PipelineError
 from pipeline.edits import Edit, Edited, edited_from_result
 from pipeline.netguard import UrlGuard
 from pipeline.operator import OperatorSettings
+from pipeline.stages.cluster import LARGEST_SHARE  # a larger cluster is flagged, with a fix
 from pipeline.store import Tokens, Workspace, default_workspaces_dir, size_text, valid_token
 
 log = logging.getLogger("clusterlab.app")
@@ -40,9 +41,14 @@ BACKENDS = {  # embed.backend -> what the sidebar calls it
     "onnx-int8": "Fast (ONNX int8, ~3x)",
     "model2vec": "Preview (static, ~90x, lower quality)",
 }
+LEVELS = {  # cluster.epsilon -> what the sidebar calls it
+    -1.0: "Automatic: the best separated level",
+    0.0: "HDBSCAN's own selection",
+}
 ABOUT_K = "about_k"  # HDBSCAN's "about K clusters": cluster.n_clusters when the method is hdbscan
 APP_KEYS = ("llm_on", ABOUT_K)  # saved with the settings, not PipelineConfig keys as such
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
 # Export builds every download when its page opens; openpyxl takes about 12 s for 50,000 rows of
@@ -257,6 +263,17 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             help="HDBSCAN's clusters are split or joined (closest first) to about this many; "
             "its unclustered texts stay unclustered. For exactly this many, use k-means.",
         )
+        if get("cluster.epsilon", -1.0) not in LEVELS:  # e.g. a distance set on the command line
+            st.session_state["set:cluster.epsilon"] = -1.0
+        values["cluster.epsilon"] = st.selectbox(
+            "Level",
+            list(LEVELS),
+            key="set:cluster.epsilon",
+            format_func=LEVELS.__getitem__,
+            help="automatic: HDBSCAN's fine clusters joined to the best separated level, no cluster "
+            "holding most texts when that can be avoided; HDBSCAN's own: its selection as it is, "
+            "which leaves more texts unclustered",
+        )
         get("cluster.method", "eom")
         values["cluster.method"] = st.selectbox(
             "Selection",
@@ -325,6 +342,31 @@ def apply_suggestion(settings: dict[str, int], n_texts: int) -> None:
     samples = int(settings.get("cluster.min_samples", 0))
     st.session_state["set:cluster.min_cluster_size"] = min(size, size_max)
     st.session_state["set:cluster.min_samples"] = min(samples, samples_max)
+
+
+def fix_large_cluster(result: pipeline.Result, n_texts: int) -> None:
+    """An ``on_click`` callback: sweep settings on the cached reduction and put the recommended
+    one into the sliders (a sweep never recommends a setting with a large cluster when another
+    has none); when no setting avoids it, say what else to try."""
+    from pipeline import quality
+
+    try:
+        suggestion = quality.suggest_settings(
+            result.projection, weights=result.corpus.counts, vectors=result.embeddings.vectors
+        )
+    except Exception:  # a sweep never costs the results
+        log.exception("suggest_settings failed")
+        st.session_state["fix_blob_note"] = "No other setting could be tried on these texts."
+        return
+    best = suggestion.table[suggestion.table["recommended"]]
+    if best.empty or float(best["largest_share"].iloc[0]) > LARGEST_SHARE:
+        st.session_state["fix_blob_note"] = (
+            "No min cluster size avoids one large cluster here. Try 'About this many clusters' in the "
+            "sidebar, or k-means with a number of clusters."
+        )
+        return
+    apply_suggestion(suggestion.settings, n_texts)
+    st.session_state["fix_blob_note"] = f"Applied: {suggestion.reason}"
 
 
 def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:

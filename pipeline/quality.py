@@ -212,20 +212,80 @@ def relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     return np.where(old[position] == labels, new[position], -1)
 
 
-def assign_by_neighbours(coords: np.ndarray, labels: np.ndarray, k: int = 15) -> np.ndarray:
+def assign_by_neighbours(
+    coords: np.ndarray, labels: np.ndarray, k: int = 15, with_share: bool = False
+) -> Any:
     """Every -1 point gets the cluster most of its ``k`` nearest clustered points belong to
     (weighted by closeness), so a point at the tip of a long cluster joins that cluster, not a
-    compact one whose centre happens to be nearer."""
+    compact one whose centre happens to be nearer. ``with_share``: also each point's share of
+    the vote (1 for points that were clustered already)."""
     out = np.asarray(labels, dtype=np.int64).copy()
     clustered = out >= 0
+    share = np.ones(len(out), dtype=np.float64)
     if clustered.all() or not clustered.any():
-        return out
-    from sklearn.neighbors import KNeighborsClassifier
+        return (out, share) if with_share else out
+    from sklearn.neighbors import KDTree
 
-    model = KNeighborsClassifier(n_neighbors=int(min(k, clustered.sum())), weights="distance")
-    model.fit(coords[clustered], out[clustered])
-    out[~clustered] = model.predict(coords[~clustered])
-    return out
+    members = np.asarray(coords, dtype=np.float64)[clustered]
+    dist, index = KDTree(members).query(
+        np.asarray(coords, dtype=np.float64)[~clustered], k=int(min(k, len(members)))
+    )
+    winner, votes = _vote(out[clustered][index], dist)
+    out[~clustered] = winner
+    share[~clustered] = votes
+    return (out, share) if with_share else out
+
+
+def far_from(coords: np.ndarray, labels: np.ndarray, reach: float | None = None, seed: int = 0) -> np.ndarray:
+    """Which -1 points lie further from every clustered point than ``reach`` x the 99th
+    percentile of the gaps between clustered neighbours (``ASSIGN_REACH`` by default): outliers,
+    not texts between clusters."""
+    reach = ASSIGN_REACH if reach is None else reach
+    labels = np.asarray(labels)
+    clustered = labels >= 0
+    far = np.zeros(len(labels), dtype=bool)
+    if clustered.all() or not clustered.any():
+        return far if clustered.any() else ~far
+    from sklearn.neighbors import KDTree
+
+    members = np.asarray(coords, dtype=np.float64)[clustered]
+    tree = KDTree(members)
+    dist, _ = tree.query(np.asarray(coords, dtype=np.float64)[~clustered], k=1)
+    far[np.flatnonzero(~clustered)] = dist[:, 0] > reach * _member_gap(tree, members, seed)
+    return far
+
+
+def pairwise(points: np.ndarray) -> np.ndarray:
+    """Euclidean distances between all rows (float32; for a sample of a few thousand points)."""
+    points = np.asarray(points, dtype=np.float64)
+    points = (points - points.mean(axis=0)).astype(np.float32)
+    squares = (points**2).sum(axis=1)
+    dist = squares[:, None] + squares[None, :] - 2 * (points @ points.T)
+    return np.sqrt(np.maximum(dist, 0))
+
+
+def silhouette_of(distances: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean silhouette of all points from precomputed ``distances`` (noise, -1, counts as a group;
+    a point alone in its group scores 0); None with fewer than two groups."""
+    ids, position = np.unique(labels, return_inverse=True)
+    if len(ids) < 2:
+        return None
+    onehot = np.zeros((len(labels), len(ids)), dtype=np.float32)
+    onehot[np.arange(len(labels)), position] = 1.0
+    counts = onehot.sum(axis=0).astype(np.float64)
+    return float(_silhouettes((distances @ onehot).astype(np.float64), position, counts).mean())
+
+
+def _silhouettes(sums: np.ndarray, own: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each row's silhouette from its distance sums to every group (``sums``), its group ``own``
+    and the group sizes; a point alone in its group scores 0."""
+    index = np.arange(len(own))
+    a = sums[index, own] / np.maximum(counts[own] - 1, 1)
+    others = sums / counts[None, :]
+    others[index, own] = np.inf
+    b = others.min(axis=1)
+    scores = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
+    return np.where(counts[own] > 1, scores, 0.0)
 
 
 def extend_labels(
@@ -381,15 +441,7 @@ def silhouette(points: np.ndarray, labels: np.ndarray, block: int = 1024) -> flo
         dist += squares[None, :]
         np.maximum(dist, 0, out=dist)
         np.sqrt(dist, out=dist)
-        sums = (dist @ onehot).astype(np.float64)
-        own = position[rows]
-        index = np.arange(len(own))
-        a = sums[index, own] / np.maximum(counts[own] - 1, 1)
-        others = sums / counts[None, :]
-        others[index, own] = np.inf
-        b = others.min(axis=1)
-        s = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
-        scores[rows] = np.where(counts[own] > 1, s, 0.0)
+        scores[rows] = _silhouettes((dist @ onehot).astype(np.float64), position[rows], counts)
     return float(scores.mean())
 
 
@@ -441,12 +493,20 @@ def readouts(
 ) -> dict[str, Any]:
     """The per-run quality readouts (plain values, for the manifest)."""
     weights = np.asarray(weights, dtype=np.float64)
-    noise = float(weights[raw_labels == -1].sum() / max(weights.sum(), 1))
+    total = max(weights.sum(), 1)
+    noise = float(weights[raw_labels == -1].sum() / total)
+    clustered = raw_labels >= 0
+    largest = (
+        float(np.bincount(raw_labels[clustered], weights=weights[clustered]).max() / total)
+        if clustered.any()
+        else 0.0
+    )
     sep = separation(coords, raw_labels, seed)
     stab = stability(raw_labels, recluster, seed) if recluster is not None else None
     return {
         "clusters": int(len(set(raw_labels.tolist()) - {-1})),
         "noise_share": round(noise, 4),
+        "largest_share": round(largest, 4),
         "separation": None if sep is None else round(sep, 4),
         "stability": None if stab is None else round(stab, 4),
         "separation_measure": f"silhouette on the reduced coordinates, <= {SEPARATION_SAMPLE:,} clustered texts",
@@ -573,10 +633,13 @@ def suggest_settings(
     method: str = "eom",
     epsilon: float = -1.0,
     seed: int = 0,
+    vectors: np.ndarray | None = None,
 ) -> Suggestion:
     """Sweep ``min_cluster_size`` (and ``min_samples``) on a cached ``Projection`` and recommend
     the setting with the best ``score`` = stability x (1 - noise share) x max(separation, 0),
-    among settings with at least two clusters (ties: the automatic size, then larger sizes).
+    among settings with at least two clusters and, when any has one, none holding more than
+    ``LARGEST_SHARE`` of the texts (ties: the automatic size, then larger sizes). Each setting is
+    clustered as the cluster stage would (``cluster.select``, with ``vectors`` the embeddings).
 
     By default: seven sizes from half to four times the automatic one, with the automatic
     ``min_samples`` of the automatic size; give ``min_samples`` (0 = half of each size) to sweep
@@ -598,12 +661,17 @@ def suggest_settings(
     if min_samples is None:
         # one value shared by every size: one neighbour tree serves the whole sweep
         min_samples = [cluster_mod.auto_min_samples(auto)]
-    eps = cluster_mod.auto_epsilon(projection) if epsilon < 0 else float(epsilon)
+    automatic_level = epsilon < 0
+    eps = cluster_mod.auto_epsilon(projection) if automatic_level else float(epsilon)
+    umap = getattr(projection, "method", "") == "umap"
     rng = np.random.default_rng(seed)
     share = 1.0
+    if vectors is not None and len(vectors) != n:
+        vectors = None
     if n > SUGGEST_SAMPLE:  # a seeded sample, sizes scaled to it (as cluster.fit_sample does)
         sample = np.sort(rng.choice(n, SUGGEST_SAMPLE, replace=False))
         coords, weights, share = coords[sample], weights[sample], SUGGEST_SAMPLE / n
+        vectors = None if vectors is None else np.asarray(vectors[sample])
     points = len(coords)
 
     def sized(value: int, least: int) -> int:
@@ -625,12 +693,29 @@ def suggest_settings(
             full = cluster_mod.HdbscanTree(coords, sized(ms, 1))
             subs = [cluster_mod.HdbscanTree(coords[s], sized(ms, 1)) for s in subsets]
             for mcs in sizes:
-                labels = full.labels(sized(mcs, 2), method, eps)
+                settings = cluster_mod.Settings(sized(mcs, 2), sized(ms, 1), method, eps, automatic_level)
+                labels, _, info = cluster_mod.select(full, vectors, weights, settings, umap, seed)
                 aris = [
-                    adjusted_rand_score(labels[s], t.labels(sized(mcs, 2), method, eps))
+                    adjusted_rand_score(
+                        labels[s],
+                        cluster_mod.select(
+                            t,
+                            None if vectors is None else vectors[s],
+                            weights[s],
+                            settings,
+                            umap,
+                            seed,
+                            info.get("level", 0),
+                        )[0],
+                    )
                     for s, t in zip(subsets, subs, strict=True)
                 ]
-                noise = float(weights[labels == -1].sum() / max(weights.sum(), 1))
+                total = max(weights.sum(), 1)
+                noise = float(weights[labels == -1].sum() / total)
+                clustered = labels >= 0
+                largest = (
+                    np.bincount(labels[clustered], weights=weights[clustered]).max() if clustered.any() else 0
+                )
                 sep = separation(coords, labels, seed)
                 rows.append(
                     {
@@ -638,6 +723,7 @@ def suggest_settings(
                         "min_samples": ms,
                         "clusters": int(len(set(labels.tolist()) - {-1})),
                         "noise_share": round(noise, 4),
+                        "largest_share": round(float(largest / total), 4),
                         "separation": np.nan if sep is None else round(sep, 4),
                         "stability": round(float(np.mean(aris)), 4) if aris else np.nan,
                     }
@@ -648,15 +734,18 @@ def suggest_settings(
         4
     )
     table.loc[table["clusters"] < 2, "score"] = 0.0
+    # a setting whose largest cluster holds most of the texts is never recommended over one without
+    blob = table["largest_share"] > cluster_mod.LARGEST_SHARE
     order = table.assign(
         is_auto=table["min_cluster_size"] == auto,
-    ).sort_values(["score", "is_auto", "min_cluster_size"], ascending=[False, False, False])
+        fits=~blob if (~blob & (table["clusters"] >= 2)).any() else True,
+    ).sort_values(["fits", "score", "is_auto", "min_cluster_size"], ascending=[False, False, False, False])
     best = order.index[0]
     table["recommended"] = table.index == best
     pick = table.loc[best]
     reason = (
         f"min_cluster_size={int(pick.min_cluster_size)}, min_samples={int(pick.min_samples)}: "
-        f"{int(pick.clusters)} clusters, {pick.noise_share:.0%} unclustered, "
+        f"{int(pick.clusters)} clusters, the largest {pick.largest_share:.0%}, {pick.noise_share:.0%} unclustered, "
         f"stability {pick.stability:.2f}, separation {pick.separation:.2f} (best score of {len(table)} settings)"
     )
     return Suggestion(

@@ -1,6 +1,9 @@
 """Terms for keywords in any language: tokens, stop words, and one key per family of word forms.
 
-* Words in scripts with spaces are words of two or more characters with at least one letter.
+* Words in scripts with spaces are words of two or more characters with at least one letter;
+  a word with an apostrophe inside stays whole ("pudd'nhead", typographic ’ too), less a
+  one-letter elision ("l'application", "j'ouvre"); a contraction whose parts are stop words
+  ("don't", "you're", "dell'anno") is dropped or cut to the part that is not.
   Chinese is cut into words by jieba; Japanese keeps kanji compounds and katakana words and
   drops short hiragana runs (particles, endings); Thai, Lao, Khmer and Myanmar text, which has
   no spaces and no tokenizer here, becomes overlapping trigrams of letters (with their marks).
@@ -39,7 +42,7 @@ DETECT_SAMPLE = 2_000  # texts looked at to detect languages
 ENGLISH_EXTRA = (  # what contractions leave, with and without the apostrophe; forms of "get"
     "don didn doesn isn wasn aren weren hasn haven hadn wouldn shouldn couldn mustn ain ll ve re "
     "dont didnt doesnt isnt wasnt arent werent hasnt havent wouldnt shouldnt couldnt cant im ive "
-    "got gets getting gotten"
+    "got gets getting gotten wont shant neednt mightnt daren"
 ).split()
 # Japanese function words the stop-words package lacks (runs of hiragana up to 2 are dropped anyway)
 JAPANESE_EXTRA = (
@@ -52,15 +55,24 @@ _HIRAGANA = "\u3040-\u309f"
 _KATAKANA = "\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 _SOUTHEAST = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
 _SPACELESS = _HAN + _HIRAGANA + _KATAKANA + _SOUTHEAST
+_LETTERS = rf"(?:(?![{_SPACELESS}])\w)+"
 TOKEN = re.compile(
     rf"(?P<hira>[{_HIRAGANA}]+)|(?P<kata>[{_KATAKANA}]+)|(?P<han>[{_HAN}]+)|(?P<sea>[{_SOUTHEAST}]+)"
-    rf"|(?P<word>(?:(?![{_SPACELESS}])\w)+)"
+    rf"|(?P<word>{_LETTERS}(?:'{_LETTERS})*)"
 )
-WORD = re.compile(r"\w\w+")
+WORD = re.compile(r"\w+(?:'\w+)*")
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})  # typographic and modifier-letter apostrophes
+ELISION = re.compile(r"^(?:[^\W\d_]')+")  # l'application, j'ouvre, n'est: the article is no keyword
 HAS_SPACELESS = re.compile(f"[{_SPACELESS}]")
 HAS_KANA = re.compile(f"[{_HIRAGANA}{_KATAKANA}]")
 HAS_CJK = re.compile(f"[{_HAN}{_HIRAGANA}{_KATAKANA}]")
 HAS_LETTER = re.compile(r"[^\W\d_]")
+HAS_DIGIT = re.compile(r"\d")
+
+
+def mixes_letters_and_digits(term: str) -> bool:
+    """True when a word of ``term`` has both letters and digits ("kaa24242", "covid19")."""
+    return any(HAS_DIGIT.search(w) and HAS_LETTER.search(w) for w in term.split())
 
 
 def is_spaceless(term: str) -> bool:
@@ -111,15 +123,16 @@ def _letter_ngrams(run: str, n: int) -> list[str]:
 
 def tokens(text: str, japanese: bool | None = None) -> list[str]:
     """Lower-cased tokens of ``text`` in reading order (see the module docstring)."""
-    text = text.lower()
+    text = text.lower().translate(APOSTROPHES)
     if not HAS_SPACELESS.search(text):  # the common case, at the regex engine's speed
-        return [w for w in WORD.findall(text) if HAS_LETTER.search(w)]
+        return [w for w in map(_word, WORD.findall(text)) if len(w) >= 2 and HAS_LETTER.search(w)]
     if japanese is None:
         japanese = bool(HAS_KANA.search(text))
     out: list[str] = []
     for match in TOKEN.finditer(text):
         kind, piece = match.lastgroup, match.group()
         if kind == "word":
+            piece = _word(piece)
             if len(piece) >= 2 and HAS_LETTER.search(piece):
                 out.append(piece)
         elif kind == "kata":
@@ -140,6 +153,10 @@ def tokens(text: str, japanese: bool | None = None) -> list[str]:
         else:
             out.extend(_letter_ngrams(piece, 3))
     return out
+
+
+def _word(word: str) -> str:
+    return ELISION.sub("", word) if "'" in word else word
 
 
 @lru_cache(maxsize=32)
@@ -251,19 +268,45 @@ class Analyzer:
         self._forms: dict[str, str] | None = None
 
     def __call__(self, text: str) -> list[str]:
-        words = tokens(text)
-        self.words.update(words)
-        stop, stem = self.stop_words, self.stem
         keys: list[str] = []
         run: list[str] = []
-        for word in words:
-            if word in stop:
+        for key in self._keys(text, count=True):
+            if key is None:
                 self._phrases(run, keys)
                 run = []
             else:
-                run.append(stem(word))
+                run.append(key)
         self._phrases(run, keys)
         return keys
+
+    def word_keys(self, text: str) -> list[str]:
+        """The keys of the words of ``text`` that can be keywords (no stop words, no phrases),
+        normalised as keywords are; ``text`` may be a keyword itself."""
+        return [key for key in self._keys(text) if key is not None]
+
+    def _keys(self, text: str, count: bool = False) -> list[str | None]:
+        """One key per word of ``text`` in reading order; None for a stop word (phrases break there)."""
+        words = [
+            self._unstopped(w) if "'" in w else (None if w in self.stop_words else w) for w in tokens(text)
+        ]
+        if count:
+            self.words.update(w for w in words if w is not None)
+        stem = self.stem
+        return [None if word is None else stem(word) for word in words]
+
+    def _unstopped(self, word: str) -> str | None:
+        """A word with apostrophes less its leading stop words ("dell'anno" -> "anno"); None when
+        it is a stop word with or without its apostrophes ("don't", "it's") or nothing is left
+        ("you're", "he'd")."""
+        stop = self.stop_words
+        while True:
+            if word in stop or word.replace("'", "") in stop:
+                return None
+            head, _, rest = word.partition("'")
+            if not rest or not (head in stop or f"{head}'" in stop):
+                break
+            word = rest
+        return word if len(word) >= 2 and HAS_LETTER.search(word) else None
 
     def _phrases(self, run: list[str], keys: list[str]) -> None:
         keys.extend(run)

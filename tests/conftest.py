@@ -203,3 +203,19 @@ def app(monkeypatch, tmp_path) -> Harness:
     monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
     monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
     return harness
+
+
+def label_groups(texts: list[str], groups: list[int], **params) -> pd.DataFrame:
+    """The label stage's cluster table for ``texts`` put in ``groups`` by hand (by id)."""
+    from pipeline import LabelParams, PreprocessParams
+    from pipeline.stages.label import label
+    from pipeline.stages.preprocess import preprocess
+    from pipeline.types import Clustering, Embeddings
+
+    corpus = preprocess(Table.from_frame(pd.DataFrame({"t": texts})), PreprocessParams(text_column="t"))
+    ids = np.zeros(corpus.n_texts, dtype=np.int64)
+    ids[corpus.row_to_unique] = groups  # duplicates carry the same group
+    clustering = Clustering(ids, ids, np.ones(len(ids), np.float32), "test")
+    vectors = np.eye(corpus.n_texts, max(corpus.n_texts, 2), dtype=np.float32)
+    params = LabelParams(**params)
+    return label(corpus, Embeddings(vectors, "test"), clustering, params).clusters.set_index("id")

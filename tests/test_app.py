@@ -370,6 +370,7 @@ def test_bad_edits_are_refused_with_a_plain_message(app):
     at.button(key="sample").click().run()
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
+    at.selectbox(key="set:cluster.epsilon").set_value(0.0).run()  # HDBSCAN's own: some noise
     labels = cluster_table(at)["label"].tolist()
 
     merge(at, [1], "only one")
@@ -713,6 +714,24 @@ def test_about_k_clusters_for_hdbscan_recomputes_only_cluster_and_label(app):
     assert [s.value for s in at.success][0].startswith("2 clusters in 120 rows")
 
 
+def test_one_cluster_holding_most_texts_is_flagged_and_fixed_in_one_click(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    assert "fix_blob" not in [b.key for b in at.button]  # the automatic clusters: none too large
+    at.radio(key="set:cluster.algorithm").set_value("kmeans").run()
+    at.slider(key="set:cluster.n_clusters").set_value(2).run()  # 4 topics in 2 clusters
+    assert_healthy(at)
+    flagged = [w for w in warnings(at) if w.startswith("One cluster holds")]
+    assert flagged and "% of the texts" in flagged[0]
+    at.button(key="fix_blob").click().run()
+    assert_healthy(at)
+    assert at.radio(key="set:cluster.algorithm").value == "hdbscan"
+    assert [i.value for i in at.info if "Applied: min_cluster_size=" in unescape(i.value)]
+    assert not [w for w in warnings(at) if w.startswith("One cluster holds")]
+    assert metrics(at)["Clusters"] == "4"
+
+
 def test_suggest_settings_shows_the_sweep_and_apply_sets_the_sliders(app):
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)
@@ -721,7 +740,9 @@ def test_suggest_settings_shows_the_sweep_and_apply_sets_the_sliders(app):
     at.button(key="suggest").click().run()
     assert_healthy(at)
     (reason,) = [t for t in texts(at) if t.startswith("Recommended:")]
-    assert re.search(r"min_cluster_size=\d+, min_samples=\d+: 4 clusters, 0% unclustered", reason)
+    assert re.search(
+        r"min_cluster_size=\d+, min_samples=\d+: 4 clusters, the largest \d+%, 0% unclustered", reason
+    )
     assert [c.key for c in at.get("plotly_chart") if c.key == "sweep"] == ["sweep"]
     size, samples = (int(x) for x in re.findall(r"=(\d+)", reason)[:2])
     (apply,) = [b for b in at.button if b.key == "apply_suggestion"]
@@ -761,6 +782,7 @@ def test_cluster_tree_merges_a_level_in_one_step_that_undo_takes_back(app):
     at.button(key="sample").click().run()
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
+    at.selectbox(key="set:cluster.epsilon").set_value(0.0).run()  # HDBSCAN's own: many clusters
     assert_healthy(at)
     n = len(cluster_table(at)) - 1  # the unclustered row
     assert n >= 6

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from pipeline import ClusterParams, LabelParams, PreprocessParams, StageError, plots, quality, terms
+from pipeline import ClusterParams, StageError, plots, quality, terms
 from pipeline.context import detached
 from pipeline.stages.cluster import auto_epsilon, cluster
-from pipeline.stages.label import label
-from pipeline.stages.preprocess import preprocess
-from pipeline.types import Clustering, Embeddings, Projection, Table
-from tests.conftest import config_for, run_collect
+from pipeline.types import Clustering, Projection
+from tests.conftest import config_for, label_groups, run_collect
 
 
 def nested_blobs(per: int = 40, seed: int = 0, dim: int = 5):
@@ -40,6 +37,59 @@ def projection_of(points: np.ndarray, method: str = "test") -> Projection:
 def hdbscan(points, **values) -> Clustering:
     values.setdefault("min_cluster_size", 10)
     return cluster(projection_of(points), ClusterParams(**values), vectors=points)
+
+
+def clumpy_topics(k: int = 8, clumps: int = 4, per: int = 30, seed: int = 0):
+    """What UMAP makes of overlapping topics: ``k`` groups whose centres lie closer together
+    than 0.4, each made of tight clumps: (points, group)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, 5)) * 0.25
+    points, group = [], []
+    for g, centre in enumerate(centres):
+        for _ in range(clumps):
+            middle = centre + rng.standard_normal(5) * 0.07
+            points.append(middle + rng.standard_normal((per, 5)) * 0.015)
+            group += [g] * per
+    return np.concatenate(points).astype(np.float32), np.array(group)
+
+
+# --- never one blob -----------------------------------------------------------------------------
+
+
+def test_topics_closer_than_a_fixed_distance_are_not_one_blob():
+    points, group = clumpy_topics()
+    projection = projection_of(points, "umap")
+    fixed = cluster(projection, ClusterParams(epsilon=0.4), vectors=points)  # the former default
+    assert fixed.readouts["largest_share"] > 0.8  # the blob, reproduced
+    result = cluster(projection, ClusterParams(), vectors=points)
+    k = 8
+    assert result.readouts["largest_share"] <= 0.4
+    assert k / 2 <= result.n_clusters <= 3 * k
+    assert result.readouts["noise_share"] <= 0.15
+    assert adjusted_rand_score(group, result.labels) > 0.8
+    assert result.resolved["selection"] == "auto_level" and result.resolved["pieces"] >= result.n_clusters
+
+
+def test_a_blob_is_reported_and_never_recommended_when_a_setting_avoids_it():
+    points, _ = clumpy_topics()
+    warnings: list[str] = []
+    ctx = detached("cluster")
+    ctx.warn = warnings.append  # type: ignore[method-assign]
+    cluster(projection_of(points, "umap"), ClusterParams(epsilon=0.4), ctx, vectors=points)
+    assert any("one cluster holds 88% of the texts" in w for w in warnings), warnings
+    # one family of six close clumps holds 60% of the texts, two small ones lie far away: a large
+    # min_cluster_size keeps the family whole, and that blob is the best separated setting
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal(5) + rng.standard_normal((50, 5)) * 0.1 for _ in range(6)]
+    parts += [np.full(5, side * 30.0) + rng.standard_normal((100, 5)) * 0.1 for side in (1, -1)]
+    points = np.concatenate(parts).astype(np.float32)
+    suggestion = quality.suggest_settings(
+        projection_of(points), epsilon=0.0, min_cluster_sizes=[10, 60], vectors=points
+    )
+    table = suggestion.table.set_index("min_cluster_size")
+    assert table.loc[60, "largest_share"] == pytest.approx(0.6) and table.loc[10, "largest_share"] <= 0.4
+    assert table.loc[60, "score"] > table.loc[10, "score"]
+    assert table["recommended"].idxmax() == 10 and suggestion.settings["cluster.min_cluster_size"] == 10
 
 
 # --- the "about K" control ----------------------------------------------------------------------
@@ -148,8 +198,8 @@ def test_assigning_outliers_does_not_lower_agreement_with_the_truth():
     nearest = np.argmin(((strays[:, None] - points[None]) ** 2).sum(2), axis=1)
     points = np.concatenate([points, strays.astype(np.float32)])
     truth = np.concatenate([blob, blob[nearest]])
-    raw = hdbscan(points)
-    assigned = hdbscan(points, assign_outliers=True)
+    raw = hdbscan(points, epsilon=0.0)  # HDBSCAN's own selection: the strays are its noise
+    assigned = hdbscan(points, epsilon=0.0, assign_outliers=True)
     assert (raw.labels == -1).any()
     np.testing.assert_array_equal(assigned.raw_labels, raw.raw_labels)
     kept = raw.labels >= 0
@@ -268,6 +318,7 @@ def test_suggest_settings_sweeps_and_recommends_a_point_that_can_be_applied():
         "min_samples",
         "clusters",
         "noise_share",
+        "largest_share",
         "separation",
         "stability",
         "score",
@@ -379,28 +430,15 @@ def test_about_k_through_the_pipeline(topic_table, cache_dir, fake_embedder):
     assert result.manifest()["resolved"]["n_clusters"] == 2
 
 
-def test_automatic_epsilon_only_on_umap():
+def test_the_automatic_level_uses_no_absolute_distance():
     points = np.zeros((20, 5), dtype=np.float32)
-    assert auto_epsilon(projection_of(points, "pca")) == 0.0
-    assert auto_epsilon(projection_of(points, "none")) == 0.0
-    assert auto_epsilon(projection_of(points, "umap")) == 0.4
-    assert auto_epsilon(projection_of(np.zeros((20, 10), dtype=np.float32), "umap")) == 0.4
+    for method in ("pca", "none", "umap"):  # the pieces are HDBSCAN's finest selection
+        assert auto_epsilon(projection_of(points, method)) == 0.0
     with pytest.raises(Exception, match="cluster.epsilon"):
         ClusterParams(epsilon=-0.5)
 
 
 # --- keywords -----------------------------------------------------------------------------------
-
-
-def _label(texts: list[str], groups: list[int], **params) -> pd.DataFrame:
-    corpus = preprocess(Table.from_frame(pd.DataFrame({"t": texts})), PreprocessParams(text_column="t"))
-    ids = np.zeros(corpus.n_texts, dtype=np.int64)
-    ids[corpus.row_to_unique] = groups  # duplicates carry the same group
-    clustering = Clustering(ids, ids, np.ones(len(ids), np.float32), "test")
-    vectors = np.eye(corpus.n_texts, max(corpus.n_texts, 2), dtype=np.float32)
-    return label(corpus, Embeddings(vectors, "test"), clustering, LabelParams(**params)).clusters.set_index(
-        "id"
-    )
 
 
 def test_keywords_join_word_forms_and_drop_stop_words():
@@ -414,7 +452,7 @@ def test_keywords_join_word_forms_and_drop_stop_words():
         "refunds take too long",
         "still waiting for the refund money",
     ]
-    frame = _label(texts, [0, 0, 0, 0, 1, 1, 1, 1])
+    frame = label_groups(texts, [0, 0, 0, 0, 1, 1, 1, 1])
     crash = frame.loc[0, "keywords"]
     assert crash[0] == "app crash"  # app/apps and crash/crashes/crashed/crashing counted as one
     stems = [terms.Stemmer(["en"])(w) for k in crash for w in k.split()]
@@ -460,7 +498,7 @@ def test_keywords_join_word_forms_and_drop_stop_words():
 def test_stop_words_of_other_languages_are_found_and_dropped(language, texts, stop):
     texts = texts + [f"{text} {n}" for text in texts for n in (2, 3)]  # six distinct texts
     assert terms.detect_languages(texts) == [language]
-    frame = _label(texts + ["refund money please", "money back refund"], [0] * 6 + [1, 1])
+    frame = label_groups(texts + ["refund money please", "money back refund"], [0] * 6 + [1, 1])
     words = {w for k in frame.loc[0, "keywords"] for w in k.split()}
     assert words and not stop & words
 
@@ -474,7 +512,7 @@ def test_chinese_and_japanese_get_words_not_sentences():
         "我要申请退款",
         "退款还没有到账",
     ]
-    frame = _label(chinese, [0, 0, 0, 1, 1, 1])
+    frame = label_groups(chinese, [0, 0, 0, 1, 1, 1])
     assert frame.loc[0, "keywords"][:2] == ["登录", "账户"]  # log in, account
     assert frame.loc[1, "keywords"][0] == "退款"  # refund
     assert frame.loc[0, "label"] == "登录, 账户, 失败"
@@ -487,7 +525,7 @@ def test_chinese_and_japanese_get_words_not_sentences():
         "ログインできません",
         "パスワードでログインできない",
     ]
-    frame = _label(japanese, [0, 0, 1, 1])
+    frame = label_groups(japanese, [0, 0, 1, 1])
     assert frame.loc[0, "keywords"][:2] == ["アプリ", "クラッシュ"]  # app, crash
     assert frame.loc[1, "keywords"][0] == "ログイン"  # log in
     assert not {"が", "を", "しました", "すると"} & {k for kws in frame["keywords"] for k in kws}
@@ -495,7 +533,7 @@ def test_chinese_and_japanese_get_words_not_sentences():
 
 def test_scripts_without_spaces_and_without_a_tokenizer_get_letter_trigrams():
     thai = ["แอปค้างบ่อยมาก", "แอปค้างตลอดเวลา", "ขอเงินคืนด้วย", "ต้องการเงินคืน"]
-    frame = _label(thai, [0, 0, 1, 1])
+    frame = label_groups(thai, [0, 0, 1, 1])
     freeze = frame.loc[0, "keywords"]
     assert {"ค้าง", "แอป"} <= set(freeze[:2])  # "freezes", "app": the trigrams both texts share
     assert any("งินคื" in k for k in frame.loc[1, "keywords"])  # from เงินคืน, "refund"
@@ -506,15 +544,15 @@ def test_scripts_without_spaces_and_without_a_tokenizer_get_letter_trigrams():
 
 def test_duplicates_count_with_their_multiplicity_in_sizes_and_keywords():
     texts = ["card declined at shop", "pin blocked at shop"] + ["card declined"] * 5 + ["pin blocked"]
-    frame = _label(texts, [0, 0, 0, 0, 0, 0, 0, 0])
+    frame = label_groups(texts, [0, 0, 0, 0, 0, 0, 0, 0])
     assert frame.loc[0, "size"] == 8
     keywords = frame.loc[0, "keywords"]
     assert keywords.index("card declined") < keywords.index("pin blocked")  # 6 rows against 2
 
 
-def test_two_clusters_never_share_a_label():
+def test_two_clusters_never_share_alabel_groups():
     texts = ["card declined"] * 2 + ["card declined today"] * 2 + ["card declined again"]
-    frame = _label(texts, [0, 0, 1, 1, 2])
+    frame = label_groups(texts, [0, 0, 1, 1, 2])
     assert frame["label"].nunique() == len(frame)
 
 

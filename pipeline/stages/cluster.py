@@ -1,10 +1,15 @@
 """cluster: HDBSCAN (noise is -1 and stays visible) or k-means, on the reduced coordinates.
 
-HDBSCAN runs with settings chosen from the data when left at 0 / -1 (see ``resolve``). With
-``n_clusters = K`` it returns about K clusters while keeping HDBSCAN's shapes: it finds finer
-HDBSCAN clusters (at least K), then joins the closest ones by Ward's criterion until K remain
-(``quality.ward_merges``); its noise stays noise. Every result carries readouts
-(``Clustering.readouts``: count, noise share, separation, stability).
+HDBSCAN runs with settings chosen from the data when left at 0 / -1 (see ``resolve``). With the
+automatic ``cluster.epsilon`` (-1) the number of clusters is chosen without any absolute
+distance (``auto_level``): HDBSCAN without epsilon finds fine pieces, the pieces are joined by
+Ward's criterion, and the level kept is the one whose clusters are best separated (silhouette),
+with no cluster over ``LARGEST_SHARE`` of the texts when another level allows it. A fixed
+distance suits only some densities: the 0.4 used before returned one cluster holding 92% of a
+corpus of overlapping topics. With ``cluster.epsilon >= 0`` HDBSCAN selects its clusters itself,
+as HDBSCAN does. With ``n_clusters = K`` it returns about K clusters while keeping HDBSCAN's
+shapes (``about_k``). Every result carries readouts (``Clustering.readouts``: count, noise
+share, largest share, separation, stability).
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import Clustering, Projection
 
-VERSION = 4  # 3: confident outlier assignment; stability sampled for large inputs; 4: fit_sample, leaf size
+VERSION = 6  # 3: confident outlier assignment; 4: fit_sample, leaf size; 5-6: auto_level
 LEAF_SIZE = 100  # HDBSCAN's k-d tree leaves: 100 instead of 40 makes a 100k-point fit a quarter faster
-UMAP_EPSILON = 0.4  # automatic cluster_selection_epsilon on UMAP coordinates (see auto_epsilon)
+UMAP_EPSILON = 0.4  # the former automatic cluster_selection_epsilon; see auto_level
+LARGEST_SHARE = 0.4  # no automatic level leaves a cluster larger than this when another level can
+MAX_LEVEL_SHARE = 0.5  # the automatic level keeps at most half the pieces (see auto_level)
+LEVEL_SAMPLE = 2_000  # points each level's silhouette is measured on
+LEVELS = 40  # candidate levels, spaced evenly on a log scale between 2 and the pieces
 
 
 def auto_min_cluster_size(n: int) -> int:
@@ -48,33 +57,107 @@ def auto_min_samples(min_cluster_size: int) -> int:
 
 
 def auto_epsilon(projection: Projection) -> float:
-    """HDBSCAN's cluster_selection_epsilon when left automatic: 0.4 on UMAP coordinates, 0 on
-    PCA or raw embeddings (whose distances have another scale).
-
-    Clusters closer than this in the UMAP space are not split further. UMAP spreads well-separated
-    groups (bank intents, tweet topics) far apart and keeps the sub-topics of a broad theme (news
-    sections) close, so one value serves both; measured on the benchmark sets in
-    ``pipeline.bench_quality``. UMAP lays out neighbours at about the same distances whatever the
-    number of dimensions: with 10 instead of 5, 0.4 gave the same clusters (0.57 merged too much)."""
-    return UMAP_EPSILON if projection.method == "umap" else 0.0
+    """The selection epsilon of the pieces ``auto_level`` joins: 0 (HDBSCAN's finest
+    selection), whatever the projection; the level of the clusters comes from the data instead."""
+    return 0.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """HDBSCAN settings as resolved for one corpus."""
+    """HDBSCAN settings as resolved for one corpus; ``auto``: the level is chosen by ``auto_level``."""
 
     min_cluster_size: int
     min_samples: int
     method: str
     epsilon: float
+    auto: bool = False
 
 
 def resolve(params: ClusterParams, projection: Projection, n: int) -> Settings:
     """Fill in the automatic (0 / -1) settings for ``n`` distinct texts."""
     mcs = params.min_cluster_size or auto_min_cluster_size(n)
     ms = min(params.min_samples or auto_min_samples(mcs), max(n - 1, 1))
-    eps = auto_epsilon(projection) if params.epsilon < 0 else float(params.epsilon)
-    return Settings(mcs, ms, params.method, eps)
+    auto = params.epsilon < 0
+    eps = auto_epsilon(projection) if auto else float(params.epsilon)
+    return Settings(mcs, ms, params.method, eps, auto)
+
+
+@dataclass(frozen=True)
+class Level:
+    """What ``auto_level`` chose: the pieces it joined and the number of clusters kept."""
+
+    pieces: int
+    clusters: int
+    silhouette: float | None
+    largest_share: float
+    candidates: int
+
+    def info(self) -> dict:
+        return {
+            "pieces": self.pieces,
+            "level": self.clusters,
+            "level_silhouette": None if self.silhouette is None else round(self.silhouette, 4),
+            "level_largest_share": round(self.largest_share, 4),
+            "levels_compared": self.candidates,
+        }
+
+
+def auto_level(
+    coords: np.ndarray,
+    vectors: np.ndarray | None,
+    weights: np.ndarray,
+    pieces: np.ndarray,
+    seed: int = 0,
+    k: int = 0,
+    ceiling: int = 0,
+) -> tuple[np.ndarray, np.ndarray, Level]:
+    """Clusters from HDBSCAN's fine ``pieces`` without an absolute distance: returns (labels,
+    each point's share of its neighbours' vote, the level chosen).
+
+    1. Every point joins its piece, or (HDBSCAN's noise) the piece its nearest clustered points
+       vote for; a point further from every piece than ``quality.ASSIGN_REACH`` x the usual gap
+       between neighbours stays noise (``quality.far_from``).
+    2. The pieces are joined by Ward's criterion in ``quality.merge_space`` (reduced coordinates
+       beside the embeddings): the hierarchy k-means would agree with, built on HDBSCAN's shapes.
+    3. The level kept (``k`` when given) is the one with the best silhouette on the reduced
+       coordinates (``LEVEL_SAMPLE`` points) among ``LEVELS`` candidates from 2 clusters up to the
+       larger of half the pieces and ``ceiling``, leaving out levels whose largest cluster holds
+       more than ``LARGEST_SHARE`` of the texts while another level does not. Silhouette rises
+       towards the pieces themselves on tight corpora (bank intents split into 3-4 pieces each),
+       hence the cap; ``ceiling`` (on UMAP coordinates the clusters HDBSCAN's own selection keeps
+       at the distance ``UMAP_EPSILON``, else all the pieces) lifts it where the pieces are real
+       clusters (tweets: 85 pieces, 89 topics).
+
+    Measured on every set of ``pipeline.bench_quality`` (README, "Cluster quality")."""
+    weights = np.asarray(weights, dtype=np.float64)
+    n_pieces = len(set(pieces.tolist()) - {-1})
+    if n_pieces == 0:
+        return pieces.copy(), np.zeros(len(pieces), np.float32), Level(0, 0, None, 0.0, 0)
+    noise = quality.far_from(coords, pieces, seed=seed)
+    full, share = quality.assign_by_neighbours(coords, pieces, with_share=True)
+    merges = quality.ward_merges_in_space(coords, vectors, full, weights)
+    if k:
+        levels = [min(k, n_pieces)]
+    else:
+        top = max(2, int(n_pieces * MAX_LEVEL_SHARE), min(ceiling, n_pieces)) if n_pieces > 3 else n_pieces
+        grid = {int(round(x)) for x in np.geomspace(2, max(top, 2), LEVELS)} | {top}
+        levels = sorted(level for level in grid if 1 <= level <= n_pieces) or [n_pieces]
+    rng = np.random.default_rng(seed)
+    kept = np.flatnonzero(~noise)  # outliers would make every cluster they join look wide
+    sample = np.sort(rng.choice(kept, min(len(kept), LEVEL_SAMPLE), replace=False))
+    distances = quality.pairwise(coords[sample]) if len(levels) > 1 else None
+    total = max(weights.sum(), 1e-12)
+    scored = []
+    for level in levels:
+        labels = quality.merge_to(full, merges, level)
+        largest = float(np.bincount(labels, weights=weights).max() / total)
+        sil = quality.silhouette_of(distances, labels[sample]) if distances is not None else None
+        scored.append((level, sil, largest, labels))
+    fitting = [s for s in scored if s[2] <= LARGEST_SHARE] or scored
+    level, sil, largest, labels = max(fitting, key=lambda s: (-np.inf if s[1] is None else s[1], -s[0]))
+    labels = np.where(noise, -1, labels)
+    strength = np.where(noise, 0.0, share).astype(np.float32)
+    return labels, strength, Level(n_pieces, level, sil, largest, len(levels))
 
 
 class HdbscanTree:
@@ -133,12 +216,32 @@ class HdbscanTree:
         return labels.astype(np.int64), np.nan_to_num(probabilities.astype(np.float32))
 
 
-def _fit_from_tree(
-    points: np.ndarray, settings: Settings, ctx: StageContext
-) -> tuple[np.ndarray, np.ndarray]:
-    """``_fit`` through an ``HdbscanTree`` cached as a piece of the stage."""
-    tree = HdbscanTree(points, settings.min_samples, ctx.piece)
-    return tree.fit(settings.min_cluster_size, settings.method, settings.epsilon)
+def select(
+    tree: HdbscanTree,
+    vectors: np.ndarray | None,
+    weights: np.ndarray,
+    settings: Settings,
+    umap: bool,
+    seed: int = 0,
+    level: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(labels, membership strengths, what was chosen) from a built tree: HDBSCAN's own selection
+    with ``settings.epsilon``, or with the automatic epsilon ``auto_level`` (at ``level`` clusters
+    when given). The cluster stage and ``quality.suggest_settings`` both select through here."""
+    labels, probabilities = tree.fit(settings.min_cluster_size, settings.method, settings.epsilon)
+    if not settings.auto:
+        return labels, probabilities, {}
+    # UMAP's distances have a known scale: HDBSCAN's own selection at UMAP_EPSILON tells where
+    # pieces are real clusters; on other coordinates nothing caps the level
+    ceiling = _count(labels)
+    if umap and not level:
+        ceiling = _count(tree.labels(settings.min_cluster_size, settings.method, UMAP_EPSILON))
+    labels, probabilities, chosen = auto_level(tree.coords, vectors, weights, labels, seed, level, ceiling)
+    return labels, probabilities, chosen.info()
+
+
+def _count(labels: np.ndarray) -> int:
+    return len(set(labels.tolist()) - {-1})
 
 
 def _fit(coords, min_cluster_size, min_samples, method, epsilon) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +387,8 @@ def cluster(
         ),
     )
 
+    chosen: dict[str, int] = {}  # the automatic level of the full run, kept for stability subsamples
+
     def run(rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
         if rows is None and sampled is not None:
             return run_sampled()
@@ -294,11 +399,19 @@ def cluster(
         if rows is not None and (rows is sampled or len(rows) < int(round(n * quality.STABILITY_FRACTION))):
             # the fit sample, or a bounded stability subsample of a large set
             used = _scaled(settings, len(rows) / n)
-        labels, probabilities = _fit_from_tree(points, used, ctx)
-        info: dict = {}
+        tree = HdbscanTree(points, used.min_samples, ctx.piece)
         if k:
+            labels, probabilities = tree.fit(used.min_cluster_size, used.method, used.epsilon)
             noise = labels == -1 if (labels >= 0).any() else np.zeros(len(points), dtype=bool)
             labels, info = about_k(points, vecs, w, noise, used, k)
+            return labels, probabilities, info
+        # a stability subsample keeps the full run's level: it measures the clusters, not the choice
+        again = chosen.get("level", 0) if rows is not None and rows is not sampled else 0
+        labels, probabilities, info = select(
+            tree, vecs, w, used, projection.method == "umap", params.seed, again
+        )
+        if rows is None or rows is sampled:
+            chosen["level"] = info.get("level", 0)
         return labels, probabilities, info
 
     def run_sampled() -> tuple[np.ndarray, np.ndarray, dict]:
@@ -331,6 +444,8 @@ def cluster(
     }
     if sampled is not None:
         resolved["fit_sample"] = len(sampled)
+    if settings.auto and not k:
+        resolved |= {"selection": "auto_level", **info}
     if k:
         resolved |= {"n_clusters": k, **info}
         if found < k:
@@ -350,6 +465,12 @@ def cluster(
     labels = assign_to_nearest(coords, raw, params.seed) if params.assign_outliers else raw.copy()
     ctx.progress(0.6, f"{found} clusters; measuring separation and stability")
     readouts = quality.readouts(coords, raw, weights, recluster=lambda rows: run(rows)[0], seed=params.seed)
+    if found > 1 and readouts["largest_share"] > LARGEST_SHARE:
+        ctx.warn(
+            f"one cluster holds {readouts['largest_share']:.0%} of the texts: at these settings the "
+            "texts barely separate. Try a smaller cluster.min_cluster_size, the automatic "
+            "cluster.epsilon (-1), or about K clusters (cluster.n_clusters)"
+        )
     ctx.progress(1.0, f"{found} clusters, {readouts['noise_share']:.0%} unclustered")
     return Clustering(labels, raw, probabilities, "hdbscan", resolved, readouts)
 

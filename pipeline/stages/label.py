@@ -21,8 +21,12 @@ from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, LabelFallback, Labels
 
-VERSION = 4  # 3: stop words by language (auto), word forms joined, CJK and Thai terms; 4: their final form
+VERSION = 5  # 3: stop words by language (auto), word forms joined, CJK and Thai terms; 4: their final form
+# 5: scores weighted by the share of a cluster's distinct texts; apostrophes; letter-digit tokens; heads
 MAX_FEATURES = 50_000
+MIXED_SHARE = 1 / 3  # a letter-digit token ("kaa24242") is a keyword only in this share of the texts
+SIMILAR_HEAD = 0.5  # a keyword this close to the first one's score may head the label instead
+PHRASE_SHARE = 0.5  # a phrase takes the place of its chosen parts when it scores this much of them
 KEYWORDS_DONE = 0.3  # share of the stage's progress bar for the keyword part when a model follows
 
 
@@ -63,29 +67,96 @@ def ctfidf(counts: sp.spmatrix) -> np.ndarray:
     return (tf @ sp.diags(idf)).toarray()
 
 
-def _pick_keywords(keys: np.ndarray, shown: np.ndarray, scores: np.ndarray, n: int) -> list[str]:
-    """Best terms first, shown in their most common form; a term whose words (word forms
-    joined: "crash" = "crashes") are already inside a chosen phrase is skipped, a phrase
-    replaces the chosen terms it contains, and in scripts without spaces a term sharing two
-    characters in a row with a chosen one is skipped."""
-    chosen: list[tuple[set[str], str]] = []
+def keyword_scores(
+    ctfidf_row: np.ndarray, share: np.ndarray, outside: np.ndarray, mixed: np.ndarray
+) -> np.ndarray:
+    """A cluster's term scores: c-TF-IDF (duplicates with their multiplicity) times the share of
+    the cluster's distinct texts that contain the term, so a name a few texts repeat does not
+    outrank a word most of them share, times the share of the other texts that lack it, so a
+    word most texts of every cluster use ("said" in news) does not head them all. A letter-digit
+    token ("kaa24242") counts only when at least ``MIXED_SHARE`` of the cluster's texts have it
+    ("covid19" in a cluster about it)."""
+    scores = ctfidf_row * share * (1.0 - outside)
+    scores[mixed & (share < MIXED_SHARE)] = 0.0
+    return scores
+
+
+def _scored_keywords(
+    membership: sp.csr_matrix, matrix: sp.spmatrix, keys: np.ndarray, shown: np.ndarray, n: int
+) -> list[list[tuple[str, float]]]:
+    """(keyword, score), best first, per row of ``membership`` (a cluster: the multiplicity of
+    each of its texts)."""
+    scores = ctfidf(membership @ matrix)
+    member = (membership > 0).astype(np.float64)
+    holds = (matrix > 0).astype(np.float64)
+    present = sp.csr_matrix(member @ holds)  # distinct texts of each cluster holding each term
+    distinct = np.asarray(member.sum(axis=1)).ravel()
+    everywhere = np.asarray(holds.sum(axis=0)).ravel()
+    mixed = np.array([terms.mixes_letters_and_digits(str(k)) for k in keys], dtype=bool)
+    out = []
+    for row in range(membership.shape[0]):
+        inside = present[row].toarray().ravel()
+        share = inside / max(distinct[row], 1)
+        outside = (everywhere - inside) / max(holds.shape[0] - distinct[row], 1)  # of the other texts
+        out.append(_pick_keywords(keys, shown, keyword_scores(scores[row], share, outside, mixed), n))
+    return out
+
+
+def _pick_keywords(
+    keys: np.ndarray, shown: np.ndarray, scores: np.ndarray, n: int
+) -> list[tuple[str, float]]:
+    """(keyword, score), best terms first, shown in their most common form; a term whose words
+    (word forms joined: "crash" = "crashes") are already inside a chosen phrase is skipped, a
+    phrase replaces the chosen terms it contains (when it scores at least ``PHRASE_SHARE`` of
+    them; a weaker one, "perl script" in one text beside "perl" in thirty, is skipped), and in
+    scripts without spaces a term sharing two characters in a row with a chosen one is skipped."""
+    chosen: list[tuple[set[str], str, float]] = []
     for index in np.argsort(-scores, kind="stable"):
         if scores[index] <= 0 or len(chosen) >= n:
             break
         words = set(str(keys[index]).split())
         text = str(shown[index])
-        if any(text == t or words <= w for w, t in chosen):
+        if any(text == t or words <= w for w, t, _ in chosen):
             continue  # said already, by this term or a phrase holding all its words
         if terms.is_spaceless(text) and any(
-            terms.is_spaceless(t) and terms.overlaps(text, t) for _, t in chosen
+            terms.is_spaceless(t) and terms.overlaps(text, t) for _, t, _ in chosen
         ):
             continue  # Chinese, Japanese, Thai: shares a word (two characters) with a chosen term
         # keep the phrase over its parts: it takes the place of the first chosen term it contains
-        parts = [i for i, (w, _) in enumerate(chosen) if w < words]
+        parts = [i for i, (w, _, _) in enumerate(chosen) if w < words]
+        if parts and scores[index] < PHRASE_SHARE * max(chosen[i][2] for i in parts):
+            continue
         place = parts[0] if parts else len(chosen)
         chosen = [c for i, c in enumerate(chosen) if i not in parts]
-        chosen.insert(place, (words, text))
-    return [t for _, t in chosen[:n]]
+        chosen.insert(place, (words, text, float(scores[index])))
+    return [(t, score) for _, t, score in chosen[:n]]
+
+
+def distinct_heads(scored: dict[int, list[tuple[str, float]]]) -> dict[int, list[str]]:
+    """Each cluster's keywords, reordered so that no two clusters' labels start with the same
+    keyword where another can. A cluster may be headed by any of its keywords scoring at least
+    ``SIMILAR_HEAD`` of its best; clusters with fewest such choices pick first (then the larger,
+    smaller id), each its best choice no other cluster heads with. A cluster left without one
+    keeps its order. The unclustered (-1) take part in nothing."""
+    choices = {
+        cid: [t for t, s in pairs if s >= SIMILAR_HEAD * pairs[0][1]]
+        for cid, pairs in scored.items()
+        if cid >= 0 and pairs
+    }
+    taken: set[str] = set()
+    head: dict[int, str] = {}
+    for cid in sorted(choices, key=lambda c: (len(choices[c]), c)):
+        free = next((t for t in choices[cid] if t.casefold() not in taken), choices[cid][0])
+        head[cid] = free
+        taken.add(free.casefold())
+    out: dict[int, list[str]] = {}
+    for cid, pairs in scored.items():
+        words = [t for t, _ in pairs]
+        if cid in head:
+            words.remove(head[cid])
+            words.insert(0, head[cid])
+        out[cid] = words
+    return out
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -100,7 +171,8 @@ def make_label(keywords: list[str], words: int, fallback: str) -> str:
 
 
 def unique_labels(labels: dict[int, str], keywords: dict[int, list[str]], words: int) -> dict[int, str]:
-    """No two clusters share a label: extend with the next keyword, then number."""
+    """No two clusters share a label: extend with the next keyword, then number (``distinct_heads``
+    has already kept their first keywords apart where it could)."""
     out: dict[int, str] = {}
     seen: set[str] = set()
     for cid in sorted(labels):
@@ -170,20 +242,21 @@ def summarise(
         ),
         shape=(len(ids), len(texts)),
     )
-    scores = ctfidf(membership @ matrix) if matrix is not None else None
     stops = "no stop words" if params.stop_words == "none" else f"{'/'.join(codes)} stop words"
     ctx.progress(0.6 * share, f"choosing keywords ({stops}) and examples for {len(ids)} groups")
     total_rows = int(corpus.counts.sum())
-    rows, raw_labels, keywords_of, members_of = [], {}, {}, {}
+    if matrix is None:
+        keywords_of = {cid: [] for cid in ids}
+    else:
+        scored = _scored_keywords(membership, matrix, keys, shown, params.n_keywords)
+        keywords_of = distinct_heads(dict(zip(ids, scored, strict=True)))
+    rows, raw_labels, members_of = [], {}, {}
     for cid in ids:
         members = np.flatnonzero(clustering.labels == cid)
         members_of[cid] = members
         size = int(corpus.counts[members].sum())
         reps = representatives(embeddings.vectors, members, max(params.n_representatives, 1))
-        keywords = (
-            _pick_keywords(keys, shown, scores[row_of[cid]], params.n_keywords) if scores is not None else []
-        )
-        keywords_of[cid] = keywords
+        keywords = keywords_of[cid]
         raw_labels[cid] = make_label(keywords, params.label_words, texts[reps[0]])
         rows.append(
             {
