@@ -70,6 +70,16 @@ def test_topics_closer_than_a_fixed_distance_are_not_one_blob():
     assert result.resolved["selection"] == "auto_level" and result.resolved["pieces"] >= result.n_clusters
 
 
+def test_subsamples_of_a_large_set_keep_the_automatic_level(monkeypatch):
+    """Stability subsamples (and cluster.fit_sample's sample) of a large set scale the sizes; they
+    must still cluster the way the full run does, or stability reads as near 0."""
+    points, _ = clumpy_topics()
+    monkeypatch.setattr(quality, "STABILITY_SAMPLE", 400)  # as past 18,750 texts: scaled sizes
+    result = cluster(projection_of(points, "umap"), ClusterParams(), vectors=points)
+    assert "400-text subsamples" in result.readouts["stability_measure"]
+    assert result.readouts["stability"] > 0.7
+
+
 def test_a_blob_is_reported_and_never_recommended_when_a_setting_avoids_it():
     points, _ = clumpy_topics()
     warnings: list[str] = []

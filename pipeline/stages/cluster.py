@@ -14,6 +14,7 @@ share, largest share, separation, stability).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from ..context import StageContext, detached
 from ..errors import StageError
 from ..types import Clustering, Projection
 
-VERSION = 6  # 3: confident outlier assignment; 4: fit_sample, leaf size; 5-6: auto_level
+VERSION = 8  # 3: confident outlier assignment; 4: fit_sample, leaf size; 5-8: auto_level
 LEAF_SIZE = 100  # HDBSCAN's k-d tree leaves: 100 instead of 40 makes a 100k-point fit a quarter faster
 UMAP_EPSILON = 0.4  # the former automatic cluster_selection_epsilon; see auto_level
 LARGEST_SHARE = 0.4  # no automatic level leaves a cluster larger than this when another level can
@@ -300,7 +301,7 @@ def _scaled(settings: Settings, share: float) -> Settings:
     density a cluster needs stays the same."""
     mcs = max(2, int(round(settings.min_cluster_size * share)))
     ms = max(1, int(round(settings.min_samples * share)))
-    return Settings(mcs, ms, settings.method, settings.epsilon)
+    return dataclasses.replace(settings, min_cluster_size=mcs, min_samples=ms)
 
 
 def about_k(
