@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from .dataset_state import DatasetState
 from .errors import InputError
 from .io import read_table, suggest_text_column
 from .operator import Limits
@@ -309,6 +310,14 @@ class Workspace:
 
     def save_state(self, dataset_id: str, state: dict[str, Any]) -> None:
         _write_json(self._dir(dataset_id) / "state.json", state)
+
+    def dataset_state(self, dataset_id: str) -> DatasetState:
+        """The dataset's typed state (text column, settings, edit log); an empty one at first."""
+        return DatasetState.from_dict(self.state(dataset_id))
+
+    def save_dataset_state(self, dataset_id: str, state: DatasetState) -> None:
+        """Written atomically: a reader sees the old state or the new one, never half of one."""
+        self.save_state(dataset_id, state.to_dict())
 
     def delete(self, dataset_id: str) -> None:
         """Remove the dataset, its state and its cached results."""
