@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pipeline import InputError, PipelineError, plots, quality
+from pipeline import InputError, PipelineError, plots
+from pipeline.clustering.sweep import suggest_settings
 from pipeline.edits import (
     cluster_rows,
     corpus_of,
@@ -105,7 +106,7 @@ def suggest_section() -> None:
             suggestion = None
             with st.spinner("Trying settings on the current reduction…"):
                 try:
-                    suggestion = quality.suggest_settings(
+                    suggestion = suggest_settings(
                         result.projection, weights=result.corpus.counts, vectors=result.embeddings.vectors
                     )
                 except Exception:  # a sweep never costs the results
@@ -133,7 +134,7 @@ def suggest_section() -> None:
         size = suggestion.settings["cluster.min_cluster_size"]
         samples = suggestion.settings["cluster.min_samples"]
         current = (values.get("cluster.min_cluster_size"), values.get("cluster.min_samples"))
-        if values.get("cluster.algorithm") == "hdbscan" and current == (size, samples):
+        if values.get("cluster.algorithm") == suggestion.algorithm and current == (size, samples):
             st.caption("These are the current settings.")
             return
         if values.get(ui.ABOUT_K):

@@ -20,7 +20,10 @@ import pandas as pd
 import streamlit as st
 
 import pipeline
+import pipeline.embedders
+import pipeline.stages
 from pipeline import PipelineConfig, PipelineError
+from pipeline.clustering import CLUSTERERS
 from pipeline.edits import Edit, Edited, edited_from_result
 from pipeline.netguard import UrlGuard
 from pipeline.operator import OperatorSettings
@@ -28,19 +31,10 @@ from pipeline.stages.cluster import LARGEST_SHARE  # a larger cluster is flagged
 from pipeline.store import Tokens, Workspace, default_workspaces_dir, size_text, valid_token
 
 log = logging.getLogger("clusterlab.app")
-STAGES = ("preprocess", "embed", "reduce", "cluster", "label")
-STAGE_TITLES = {
-    "preprocess": "Preparing texts",
-    "embed": "Embedding texts",
-    "reduce": "Reducing dimensions (UMAP)",
-    "cluster": "Finding clusters",
-    "label": "Naming clusters",
-}
-BACKENDS = {  # embed.backend -> what the sidebar calls it
-    "torch": "Accurate (PyTorch)",
-    "onnx-int8": "Fast (ONNX int8, ~3x)",
-    "model2vec": "Preview (static, ~90x, lower quality)",
-}
+STAGES = pipeline.stages.names()  # from the stages' declarations (pipeline/stages)
+STAGE_TITLES = {stage.name: stage.title for stage in pipeline.stages.STAGES}
+# embed.backend -> what the sidebar calls it, from the backends' declarations (pipeline/embedders)
+BACKENDS = {name: backend.label for name, backend in pipeline.embedders.BACKENDS.items()}
 LEVELS = {  # cluster.epsilon -> what the sidebar calls it
     -1.0: "Automatic: the best separated level",
     0.0: "HDBSCAN's own selection",
@@ -225,19 +219,18 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
 
     values: dict[str, Any] = {}
     st.subheader("Clustering")
-    get("cluster.algorithm", "hdbscan")
+    get("cluster.algorithm", PipelineConfig().cluster.algorithm)
     algorithm = st.radio(
         "Method",
-        ["hdbscan", "kmeans"],
+        list(CLUSTERERS),
         key="set:cluster.algorithm",
-        format_func=lambda a: {
-            "hdbscan": "HDBSCAN: finds the number of clusters",
-            "kmeans": "k-means: you set the number",
-        }[a],
+        format_func=lambda a: CLUSTERERS[a].label,
     )
     values["cluster.algorithm"] = algorithm
+    clusterer = CLUSTERERS[algorithm]  # its declaration says which controls apply
+    uses = clusterer.settings
     size_max, samples_max = slider_bounds(n_texts)
-    if algorithm == "hdbscan":
+    if "min_cluster_size" in uses:
         get("cluster.min_cluster_size", 0)
         values["cluster.min_cluster_size"] = st.slider(
             "Min cluster size (0 = automatic)",
@@ -246,6 +239,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             key="set:cluster.min_cluster_size",
             help="the smallest group of texts that counts as a cluster; larger = fewer, bigger clusters",
         )
+    if "min_samples" in uses:
         get("cluster.min_samples", 0)
         values["cluster.min_samples"] = st.slider(
             "Min samples (0 = automatic)",
@@ -254,6 +248,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             key="set:cluster.min_samples",
             help="how conservative clustering is; larger = more texts left unclustered",
         )
+    if clusterer.about_k:
         get(ABOUT_K, 0)
         values[ABOUT_K] = st.number_input(
             "About this many clusters (0 = let HDBSCAN decide)",
@@ -263,6 +258,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             help="HDBSCAN's clusters are split or joined (closest first) to about this many; "
             "its unclustered texts stay unclustered. For exactly this many, use k-means.",
         )
+    if "epsilon" in uses:
         if get("cluster.epsilon", -1.0) not in LEVELS:  # e.g. a distance set on the command line
             st.session_state["set:cluster.epsilon"] = -1.0
         values["cluster.epsilon"] = st.selectbox(
@@ -274,6 +270,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             "holding most texts when that can be avoided; HDBSCAN's own: its selection as it is, "
             "which leaves more texts unclustered",
         )
+    if "method" in uses:
         get("cluster.method", "eom")
         values["cluster.method"] = st.selectbox(
             "Selection",
@@ -284,6 +281,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
                 "leaf": "leaf: more, smaller clusters",
             }[m],
         )
+    if clusterer.noise:
         get("cluster.assign_outliers", False)
         values["cluster.assign_outliers"] = st.checkbox(
             "Assign unclustered texts to their nearest cluster",
@@ -291,7 +289,7 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
             help="a text joins a cluster when it lies close to it and its nearest neighbours agree; "
             "texts far from every cluster stay unclustered. The original label stays in raw_cluster_id",
         )
-    else:
+    if clusterer.needs_k:
         get("cluster.n_clusters", min(10, max(2, n_texts // 10)))
         values["cluster.n_clusters"] = st.slider(
             "Number of clusters", 1, int(max(2, min(200, n_texts))), key="set:cluster.n_clusters"
@@ -348,10 +346,10 @@ def fix_large_cluster(result: pipeline.Result, n_texts: int) -> None:
     """An ``on_click`` callback: sweep settings on the cached reduction and put the recommended
     one into the sliders (a sweep never recommends a setting with a large cluster when another
     has none); when no setting avoids it, say what else to try."""
-    from pipeline import quality
+    from pipeline.clustering.sweep import suggest_settings
 
     try:
-        suggestion = quality.suggest_settings(
+        suggestion = suggest_settings(
             result.projection, weights=result.corpus.counts, vectors=result.embeddings.vectors
         )
     except Exception:  # a sweep never costs the results

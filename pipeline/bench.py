@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .embedders import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "banking77.csv"
 
@@ -243,7 +245,7 @@ def _baseline_child(args: argparse.Namespace) -> None:
     print(json.dumps({"encode_s": done - t0, "with_imports_s": done - started}))
 
 
-BACKEND_ORDER = ("torch", "onnx-int8", "model2vec")
+BACKEND_ORDER = tuple(BACKENDS)  # the registry's order (pipeline/embedders)
 
 
 def _backend_child(args: argparse.Namespace) -> None:

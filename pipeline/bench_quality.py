@@ -11,8 +11,9 @@ pipeline has none), the run's readouts (separation, stability) and seconds; then
 meet each of the goals (``GOALS``). ``--json FILE`` writes every row, goals included, for
 before/after comparisons. ``--assign-outliers`` adds the AMI with
 ``cluster.assign_outliers = true``; ``--about-k`` adds HDBSCAN asked for the true number of groups
-(``cluster.n_clusters``), with noise kept and with noise assigned. Embeddings come from the
-pipeline's cache, so a re-run after a clustering change takes seconds.
+(``cluster.n_clusters``), with noise kept and with noise assigned; ``--agglomerative`` adds the
+AMI of ``cluster.algorithm = agglomerative`` (Ward) told the true number, beside k-means. Embeddings
+come from the pipeline's cache, so a re-run after a clustering change takes seconds.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def evaluate(
     assign_outliers: bool = False,
     about_k: bool = False,
     generated: bool = False,
+    agglomerative: bool = False,
 ) -> dict:
     import pipeline
 
@@ -108,6 +110,9 @@ def evaluate(
         k = row["groups"]
         row["k_clusters"], row["k_ami"], row["k_noise"] = ami_with(f"cluster.n_clusters={k}")
         row["k_ami_assigned"] = ami_with(f"cluster.n_clusters={k}", "cluster.assign_outliers=true")[1]
+    if agglomerative:
+        k = row["groups"]
+        row["agglomerative_ami"] = ami_with("cluster.algorithm=agglomerative", f"cluster.n_clusters={k}")[1]
     if kmeans:
         from sklearn.cluster import KMeans
 
@@ -205,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--about-k", action="store_true", help="also run HDBSCAN asked for the true number of groups"
     )
+    parser.add_argument(
+        "--agglomerative",
+        action="store_true",
+        help="also run agglomerative clustering (Ward) told the true number of groups",
+    )
     parser.add_argument("--no-generated", action="store_true", help="skip the sets bench_corpora generates")
     parser.add_argument(
         "--corpora-dir",
@@ -228,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             assign_outliers=args.assign_outliers,
             about_k=args.about_k,
             generated=generated,
+            agglomerative=args.agglomerative,
         )
         rows.append(row)
         print(_line(row), flush=True)
@@ -258,6 +269,8 @@ def _line(row: dict) -> str:
             f"  about-K: {row['k_clusters']} clusters AMI {row['k_ami']:.3f}"
             f" (assigned {row['k_ami_assigned']:.3f})"
         )
+    if "agglomerative_ami" in row:
+        line += f"  agglomerative(true k) AMI {row['agglomerative_ami']:.3f}"
     line += f"  k-means(true k) AMI {_num(row.get('kmeans_ami'), '.3f')}"
     line += f" (ratio {_num(row.get('ami_ratio'), '.2f')})  {row['seconds']:6.1f} s"
     return line
@@ -285,6 +298,8 @@ def _markdown(rows: list[dict]) -> str:
         heads.append("AMI, outliers assigned")
     if any("k_ami" in r for r in rows):
         heads += ["about K=true: clusters", "AMI", "AMI, assigned"]
+    if any("agglomerative_ami" in r for r in rows):
+        heads.append("agglomerative, true k: AMI")
     heads += ["k-means, true k: AMI", "goals missed", "seconds"]
     lines = ["| " + " | ".join(heads) + " |", "|---|:-:|" + "---:|" * (len(heads) - 2)]
     for r in rows:
@@ -310,6 +325,8 @@ def _markdown(rows: list[dict]) -> str:
             cells.append(f"{r['ami_assigned']:.3f}")
         if "k_ami" in r:
             cells += [str(r["k_clusters"]), f"{r['k_ami']:.3f}", f"{r['k_ami_assigned']:.3f}"]
+        if "agglomerative_ami" in r:
+            cells.append(f"{r['agglomerative_ami']:.3f}")
         cells += [_num(r.get("kmeans_ami"), ".3f"), ", ".join(missed), f"{r['seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,9 +4,9 @@ A stage's key is ``sha256(stage name, VERSION, params, upstream keys)``, so larg
 arrays are hashed never: only short strings are. Pieces inside a stage (embedding
 chunks) have keys of their own, so a killed run resumes inside the stage.
 
-Stages whose output holds big arrays (``MMAP_KINDS``) load them memory-mapped and
-read-only, the first run included (joblib reloads what it stored), so 1M x 384
-embeddings need the page cache rather than the process's memory; nothing may write
+Entries asked for with ``mmap=True`` (stages whose output holds big arrays: ``Stage.mmap``) load
+their arrays memory-mapped and read-only, the first run included (joblib reloads what it stored),
+so 1M x 384 embeddings need the page cache rather than the process's memory; nothing may write
 into them.
 
 A folder that cannot be written is a ``ConfigError`` before anything runs, except a populated
@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MISSING: Any = object()  # what ``Cache.lookup`` returns for an entry that is not there
 ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
-# Entry kinds whose arrays load as read-only np.memmap: embeddings (n x dim) and the
-# projection (n x dim when reduce is off: the embeddings themselves)
-MMAP_KINDS = frozenset({"embed", "reduce"})
 SCRATCH = "scratch"  # the cache folder's room for stages' temporary files
 MB = 2**20
 WRITE_HINT = "choose a folder you can write to with --cache-dir, or set $" + ENV_CACHE_DIR
@@ -189,7 +186,7 @@ class Cache:
         self._memory = joblib.Memory(where, backend="clusterlab", verbose=0)
         # the same folders, read through memory maps (a joblib.Memory has one mmap_mode)
         self._mapped = joblib.Memory(where, backend="clusterlab", mmap_mode="r", verbose=0)
-        self._funcs: dict[str, Any] = {}
+        self._funcs: dict[tuple[str, bool], Any] = {}
 
     def _check_writable(self, location: Path) -> None:
         """A ConfigError unless the folder can be written; a populated one that cannot is used
@@ -210,11 +207,12 @@ class Cache:
                 return
             raise unwritable_error(location, exc) from None
 
-    def _func(self, kind: str):
-        if kind not in self._funcs:
-            memory = self._mapped if kind in MMAP_KINDS else self._memory
-            self._funcs[kind] = memory.cache(_entry_function(kind), ignore=["compute"])
-        return self._funcs[kind]
+    def _func(self, kind: str, mmap: bool = False):
+        """joblib's memo of ``kind``: both share the folder; ``mmap`` reads arrays memory-mapped."""
+        if (kind, mmap) not in self._funcs:
+            memory = self._mapped if mmap else self._memory
+            self._funcs[kind, mmap] = memory.cache(_entry_function(kind), ignore=["compute"])
+        return self._funcs[kind, mmap]
 
     def scratch_dir(self) -> Path | None:
         """Where a stage may put big temporary files: ``<cache>/scratch``, on the same disk as the
@@ -250,34 +248,42 @@ class Cache:
         compute: Callable[[], T],
         on_corrupt: Callable[[str], None] | None = None,
         keep: Callable[[T], bool] | None = None,
+        mmap: bool = False,
     ) -> tuple[T, bool]:
         """Return ``(value, loaded_from_cache)``; a corrupt entry is recomputed, not fatal.
 
         ``keep(value)`` false: the value is returned but not stored (e.g. an incomplete result
-        that a re-run should complete rather than load).
+        that a re-run should complete rather than load). ``mmap``: arrays come back memory-mapped.
         """
         if not self.enabled:
             return compute(), False
-        value = self.lookup(kind, key, on_corrupt)
+        value = self.lookup(kind, key, on_corrupt, mmap=mmap)
         if value is not MISSING:
             return value, True
         if self.read_only:
             return compute(), False
         if keep is None:
-            value, _metadata = self._func(kind).call(key, compute)  # joblib >= 1.4: (output, metadata)
+            # joblib >= 1.4: (output, metadata)
+            value, _metadata = self._func(kind, mmap).call(key, compute)
             return value, False
         value = compute()
         if keep(value):
-            # for MMAP_KINDS joblib hands back the stored copy, memory-mapped: the computed
+            # with mmap joblib hands back the stored copy, memory-mapped: the computed
             # arrays (and any temporary files behind them) can go at once
-            value, _metadata = self._func(kind).call(key, lambda: value)
+            value, _metadata = self._func(kind, mmap).call(key, lambda: value)
         return value, False
 
-    def lookup(self, kind: str, key: str, on_corrupt: Callable[[str], None] | None = None) -> Any:
+    def lookup(
+        self,
+        kind: str,
+        key: str,
+        on_corrupt: Callable[[str], None] | None = None,
+        mmap: bool = False,
+    ) -> Any:
         """The cached value, or ``MISSING``; an unreadable entry is dropped (and reported) as a miss."""
         if not self.contains(kind, key):
             return MISSING
-        func = self._func(kind)
+        func = self._func(kind, mmap)
         try:
             return func.call_and_shelve(key, None).get()
         except Exception as exc:
@@ -292,9 +298,9 @@ class Cache:
                 log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
             return MISSING
 
-    def load(self, kind: str, key: str) -> Any:
+    def load(self, kind: str, key: str, mmap: bool = False) -> Any:
         """Read an entry that ``contains`` reported; raises if it is missing or unreadable."""
-        return self._func(kind).call_and_shelve(key, None).get()
+        return self._func(kind, mmap).call_and_shelve(key, None).get()
 
     def clear(self, kind: str, key: str) -> None:
         if self.writable and self.contains(kind, key):

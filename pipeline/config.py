@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .embedders import BACKENDS, DEFAULT_MODEL
 from .errors import ConfigError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_LLM_URL = "https://api.openai.com/v1"
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
-OPTIONAL_STAGES = ("reduce",)
-BACKENDS = ("torch", "onnx-int8", "model2vec")  # see pipeline/embedders
 DEVICES = ("auto", "cpu", "cuda")
 LABEL_METHODS = ("keywords", "llm")
 
@@ -42,7 +40,8 @@ RUNTIME_KEYS: dict[str, str] = {
 }
 
 
-def _check(section: str, name: str, value: Any, ok: bool, allowed: str) -> None:
+def check_setting(section: str, name: str, value: Any, ok: bool, allowed: str) -> None:
+    """A ConfigError naming ``section.name``, its value and what is allowed, unless ``ok``."""
     if not ok:
         raise ConfigError(
             f"{section}.{name} = {value!r} is not allowed; expected {allowed}",
@@ -50,9 +49,13 @@ def _check(section: str, name: str, value: Any, ok: bool, allowed: str) -> None:
         )
 
 
+# the old private name, for code written against it while ClusterParams is being reworked
+_check = check_setting
+
+
 def _check_seed(section: str, seed: int) -> None:
     # numpy and scikit-learn only take seeds in 0..2**32-1
-    _check(section, "seed", seed, 0 <= seed < 2**32, "an integer in 0..4294967295")
+    check_setting(section, "seed", seed, 0 <= seed < 2**32, "an integer in 0..4294967295")
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,9 @@ class PreprocessParams:
     min_chars: int = 1  # shorter clean texts count as "no usable text"
 
     def __post_init__(self):
-        _check("preprocess", "max_chars", self.max_chars, self.max_chars >= 10, "an integer >= 10")
-        _check("preprocess", "min_chars", self.min_chars, 1 <= self.min_chars <= 1000, "1..1000")
-        _check(
+        check_setting("preprocess", "max_chars", self.max_chars, self.max_chars >= 10, "an integer >= 10")
+        check_setting("preprocess", "min_chars", self.min_chars, 1 <= self.min_chars <= 1000, "1..1000")
+        check_setting(
             "preprocess",
             "min_chars",
             self.min_chars,
@@ -79,8 +82,10 @@ class EmbedParams:
     backend: str = "torch"  # torch | onnx-int8 | model2vec (the device is a run-time setting)
 
     def __post_init__(self):
-        _check("embed", "model", self.model, bool(str(self.model).strip()), "a model name or folder")
-        _check("embed", "backend", self.backend, self.backend in BACKENDS, " or ".join(map(repr, BACKENDS)))
+        check_setting("embed", "model", self.model, bool(str(self.model).strip()), "a model name or folder")
+        check_setting(
+            "embed", "backend", self.backend, self.backend in BACKENDS, " or ".join(map(repr, BACKENDS))
+        )
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,10 @@ class ReduceParams:
     fit_sample: int = 50_000
 
     def __post_init__(self):
-        _check("reduce", "n_neighbors", self.n_neighbors, 2 <= self.n_neighbors <= 200, "2..200")
-        _check("reduce", "n_components", self.n_components, 2 <= self.n_components <= 100, "2..100")
-        _check("reduce", "min_dist", self.min_dist, 0.0 <= self.min_dist <= 0.99, "0.0..0.99")
-        _check(
+        check_setting("reduce", "n_neighbors", self.n_neighbors, 2 <= self.n_neighbors <= 200, "2..200")
+        check_setting("reduce", "n_components", self.n_components, 2 <= self.n_components <= 100, "2..100")
+        check_setting("reduce", "min_dist", self.min_dist, 0.0 <= self.min_dist <= 0.99, "0.0..0.99")
+        check_setting(
             "reduce",
             "metric",
             self.metric,
@@ -107,7 +112,7 @@ class ReduceParams:
             "'cosine' or 'euclidean'",
         )
         _check_seed("reduce", self.seed)
-        _check(
+        check_setting(
             "reduce",
             "fit_sample",
             self.fit_sample,
@@ -122,65 +127,76 @@ MAX_MIN_SAMPLES = 1_000
 
 @dataclass(frozen=True)
 class ClusterParams:
-    algorithm: str = "hdbscan"  # or "kmeans"
+    algorithm: str = "hdbscan"  # a name in pipeline.clustering.CLUSTERERS
     min_cluster_size: int = 0  # 0 = chosen from the corpus size
     min_samples: int = 0  # 0 = chosen from min_cluster_size
     method: str = "eom"  # HDBSCAN cluster selection: "eom" or "leaf"
     epsilon: float = -1.0  # HDBSCAN cluster_selection_epsilon; -1 = chosen from the reduction
     assign_outliers: bool = False  # noise points clearly near one cluster join it (far ones stay noise)
-    n_clusters: int = 0  # k for k-means; with hdbscan: about this many clusters (0 = HDBSCAN decides)
+    # required by the algorithms that need it (kmeans, agglomerative); with hdbscan: about this
+    # many clusters (0 = HDBSCAN decides)
+    n_clusters: int = 0
     seed: int = 42  # k-means, and the subsamples of the stability readout
     # HDBSCAN past this many distinct texts: fitted on a seeded sample of this size (sizes scaled
     # to it), the other texts labelled by their nearest sampled neighbours; 0 = always fit on all
     fit_sample: int = 200_000
 
     def __post_init__(self):
-        _check(
+        check_setting(
             "cluster",
             "algorithm",
             self.algorithm,
-            self.algorithm in ("hdbscan", "kmeans"),
-            "'hdbscan' or 'kmeans'",
+            self.algorithm in _clusterers(),
+            " or ".join(map(repr, _clusterers())),
         )
-        _check(
+        check_setting(
             "cluster",
             "min_cluster_size",
             self.min_cluster_size,
             self.min_cluster_size == 0 or self.min_cluster_size >= 2,
             "0 (automatic) or >= 2",
         )
-        _check(
+        check_setting(
             "cluster",
             "min_samples",
             self.min_samples,
             self.min_samples == 0 or 1 <= self.min_samples <= MAX_MIN_SAMPLES,
             f"0 (automatic) or 1..{MAX_MIN_SAMPLES}",
         )
-        _check("cluster", "method", self.method, self.method in ("eom", "leaf"), "'eom' or 'leaf'")
-        _check(
+        check_setting("cluster", "method", self.method, self.method in ("eom", "leaf"), "'eom' or 'leaf'")
+        check_setting(
             "cluster",
             "epsilon",
             self.epsilon,
             self.epsilon == -1.0 or 0.0 <= self.epsilon <= 100.0,
             "-1 (automatic) or a distance 0..100 (0 = off)",
         )
-        _check("cluster", "n_clusters", self.n_clusters, self.n_clusters >= 0, "0 or a positive integer")
+        check_setting(
+            "cluster", "n_clusters", self.n_clusters, self.n_clusters >= 0, "0 or a positive integer"
+        )
         _check_seed("cluster", self.seed)
-        _check(
+        check_setting(
             "cluster",
             "fit_sample",
             self.fit_sample,
             self.fit_sample == 0 or self.fit_sample >= 1000,
             "0 (always all texts) or at least 1000",
         )
-        if self.algorithm == "kmeans":
-            _check(
+        if _clusterers()[self.algorithm].needs_k:  # the algorithm was checked above
+            check_setting(
                 "cluster",
                 "n_clusters",
                 self.n_clusters,
                 self.n_clusters >= 1,
-                "a number of clusters >= 1 when cluster.algorithm = 'kmeans'",
+                f"a number of clusters >= 1 when cluster.algorithm = {self.algorithm!r}",
             )
+
+
+def _clusterers() -> dict:
+    # read when a ClusterParams is checked, not at import: pipeline.clustering may import config
+    from .clustering import CLUSTERERS
+
+    return CLUSTERERS
 
 
 STOP_WORD_LANGUAGES = ("en", "es", "de", "fr", "pt", "it", "nl", "zh", "ja")  # see pipeline/terms.py
@@ -216,22 +232,22 @@ class LLMParams:
                 "label.llm.base_url holds a user name or password; expected a URL without credentials",
                 hint="remove them from the URL and put the key in OPENAI_API_KEY (or the app's key field)",
             )
-        _check(
+        check_setting(
             "label.llm",
             "base_url",
             self.base_url,
             url.scheme in ("http", "https") and bool(url.netloc),
             "an http:// or https:// URL, e.g. https://api.openai.com/v1",
         )
-        _check("label.llm", "model", self.model, bool(str(self.model).strip()), "a model name")
-        _check(
+        check_setting("label.llm", "model", self.model, bool(str(self.model).strip()), "a model name")
+        check_setting(
             "label.llm",
             "max_clusters",
             self.max_clusters,
             self.max_clusters >= 0,
             "0 (all) or a positive integer",
         )
-        _check("label.llm", "examples", self.examples, 1 <= self.examples <= 30, "1..30")
+        check_setting("label.llm", "examples", self.examples, 1 <= self.examples <= 30, "1..30")
 
 
 @dataclass(frozen=True)
@@ -245,25 +261,26 @@ class LabelParams:
     llm: LLMParams = field(default_factory=LLMParams)
 
     def __post_init__(self):
-        _check("label", "method", self.method, self.method in LABEL_METHODS, "'keywords' or 'llm'")
-        _check("label", "n_keywords", self.n_keywords, 1 <= self.n_keywords <= 50, "1..50")
-        _check(
+        check_setting("label", "method", self.method, self.method in LABEL_METHODS, "'keywords' or 'llm'")
+        check_setting("label", "n_keywords", self.n_keywords, 1 <= self.n_keywords <= 50, "1..50")
+        check_setting(
             "label", "n_representatives", self.n_representatives, 0 <= self.n_representatives <= 20, "0..20"
         )
-        _check("label", "label_words", self.label_words, 1 <= self.label_words <= 6, "1..6")
-        _check(
+        check_setting("label", "label_words", self.label_words, 1 <= self.label_words <= 6, "1..6")
+        check_setting(
             "label",
             "stop_words",
             self.stop_words,
             self.stop_words in ("auto", "english", "none") or _language_codes(self.stop_words),
             f"'auto', 'english', 'none' or language codes among {','.join(STOP_WORD_LANGUAGES)} (e.g. 'en,de')",
         )
-        _check("label", "max_ngram", self.max_ngram, 1 <= self.max_ngram <= 3, "1..3")
+        check_setting("label", "max_ngram", self.max_ngram, 1 <= self.max_ngram <= 3, "1..3")
 
 
 @dataclass(frozen=True)
 class StagesParams:
-    """Optional stages that can be switched off; the rest always run."""
+    """Optional stages that can be switched off; the rest always run. A field per stage that
+    declares a ``bypass`` (``pipeline/stages/base.py``), named like the stage."""
 
     reduce: bool = True  # off: cluster on the full embeddings
 
@@ -334,7 +351,7 @@ class PipelineConfig:
             *path, key = dotted.split(".")
             for part in path:
                 table = table.setdefault(part, {})
-            table[key] = _coerce(dotted, value, kind)
+            table[key] = coerce_setting(dotted, value, kind)
         return _replace_nested(self, updates)
 
     def flat(self) -> dict[str, Any]:
@@ -500,7 +517,9 @@ def _toml_string(text: str) -> str:
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text value"}
 
 
-def _coerce(dotted: str, value: Any, kind: type) -> Any:
+def coerce_setting(dotted: str, value: Any, kind: type) -> Any:
+    """``value`` as the setting ``dotted`` of type ``kind`` needs it: text (from --set or a form) is
+    parsed; anything else must already have the type (an int is accepted for a float)."""
     if kind is str and not isinstance(value, str):
         raise ConfigError(
             f"{dotted} = {value!r} has the wrong type; expected str",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .cache import Cache
-from .config import DEVICES, RUNTIME_KEYS, _check, _coerce
+from .config import DEVICES, RUNTIME_KEYS, check_setting, coerce_setting
 from .errors import Cancelled, ConfigError
 from .events import Event
 
@@ -90,24 +90,28 @@ class Runtime:
         if key is not None and not isinstance(key, Secret):
             # an empty password field means "no key", not an empty key
             object.__setattr__(self, "llm_api_key", Secret(str(key).strip()) if str(key).strip() else None)
-        _check("embed", "device", self.device, self.device in DEVICES, " or ".join(map(repr, DEVICES)))
+        check_setting("embed", "device", self.device, self.device in DEVICES, " or ".join(map(repr, DEVICES)))
         object.__setattr__(self, "scheduler", str(self.scheduler).strip())
-        _check(
+        check_setting(
             "embed",
             "scheduler",
             self.scheduler,
             not self.scheduler or bool(SCHEDULER_ADDRESS.fullmatch(self.scheduler)),
             "empty (embed on this machine) or a Dask scheduler address such as tcp://host:8786",
         )
-        _check("label.llm", "concurrency", self.llm_concurrency, 1 <= self.llm_concurrency <= 64, "1..64")
-        _check(
+        check_setting(
+            "label.llm", "concurrency", self.llm_concurrency, 1 <= self.llm_concurrency <= 64, "1..64"
+        )
+        check_setting(
             "label.llm",
             "timeout_s",
             self.llm_timeout_s,
             0 < self.llm_timeout_s <= 3600,
             "a number of seconds in (0, 3600]",
         )
-        _check("label.llm", "max_retries", self.llm_max_retries, 0 <= self.llm_max_retries <= 10, "0..10")
+        check_setting(
+            "label.llm", "max_retries", self.llm_max_retries, 0 <= self.llm_max_retries <= 10, "0..10"
+        )
 
     def with_values(self, values: dict[str, Any]) -> Runtime:
         """A copy with run-time keys applied, e.g. ``{"label.llm.concurrency": "8"}`` (strings parsed)."""
@@ -120,7 +124,7 @@ class Runtime:
                     hint="put pipeline settings in PipelineConfig",
                 )
             name = RUNTIME_KEYS[dotted]
-            changes[name] = _coerce(dotted, value, hints[name])
+            changes[name] = coerce_setting(dotted, value, hints[name])
         return dataclasses.replace(self, **changes)
 
 

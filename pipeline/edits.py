@@ -24,7 +24,8 @@ MATCH = 0.5  # Jaccard overlap needed to call a cluster "the same" after a re-ru
 MAX_LABEL = 80
 
 
-def clean_label(text: str) -> str:
+def clean_name(text: str) -> str:
+    """A name the analyst typed for a cluster: one line, at most MAX_LABEL characters, not empty."""
     label = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
     label = re.sub(r"\s+", " ", label)
     if not label:
@@ -66,7 +67,9 @@ class Edit:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EditOutcome:
+    """What became of one edit when the log was applied to a result."""
+
     edit: Edit
     applied: bool
     message: str
@@ -78,10 +81,10 @@ class Edited:
 
     labels: np.ndarray
     names: dict[int, str]
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[EditOutcome] = field(default_factory=list)
 
     @property
-    def stale(self) -> list[Outcome]:
+    def stale(self) -> list[EditOutcome]:
         return [o for o in self.outcomes if not o.applied]
 
 
@@ -102,7 +105,7 @@ def rename(
             "the unclustered group cannot be renamed", hint="merge or rename real clusters", stage="edit"
         )
     group = tuple(sorted(_members(result_labels)[cluster_id]))
-    return Edit("rename", (group,), clean_label(label), (names.get(cluster_id, str(cluster_id)),), corpus)
+    return Edit("rename", (group,), clean_name(label), (names.get(cluster_id, str(cluster_id)),), corpus)
 
 
 def merge(
@@ -117,7 +120,7 @@ def merge(
     return Edit(
         "merge",
         tuple(tuple(sorted(members[c])) for c in ids),
-        clean_label(label),
+        clean_name(label),
         tuple(names.get(c, str(c)) for c in ids),
         corpus,
     )
@@ -145,7 +148,7 @@ def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], co
     for edit in edits:
         if edit.corpus and corpus and edit.corpus != corpus:
             outcomes.append(
-                Outcome(
+                EditOutcome(
                     edit,
                     False,
                     f"no longer applies: {edit.describe()} (made on other texts: another text column "
@@ -164,7 +167,7 @@ def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], co
             matched.append(cid)
         if len(matched) < len(edit.groups):
             outcomes.append(
-                Outcome(
+                EditOutcome(
                     edit, False, f"no longer applies: {edit.describe()} (no cluster with those texts now)"
                 )
             )
@@ -178,7 +181,7 @@ def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], co
             names[target] = edit.label
         else:
             names[matched[0]] = edit.label
-        outcomes.append(Outcome(edit, True, f"applied: {edit.describe()}"))
+        outcomes.append(EditOutcome(edit, True, f"applied: {edit.describe()}"))
     names[-1] = NOISE_LABEL
     return Edited(labels, names, outcomes)
 

@@ -139,7 +139,7 @@ def parse_reply(content: str) -> dict[str, str]:
         lines = [line for line in text.splitlines() if line.strip()]
         label = lines[0] if lines else ""
         description = " ".join(lines[1:])
-    label, description = clean_label(label), clean_description(description)
+    label, description = clean_reply_label(label), clean_description(description)
     if not label:
         raise CallFailed("the reply held no usable label")
     return {"label": label, "description": description}
@@ -153,7 +153,7 @@ def _strip_markup(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def clean_label(text: str) -> str:
+def clean_reply_label(text: str) -> str:
     """A short plain label: no markup, quotes or trailing punctuation, at most 6 words."""
     text = _strip_markup(text)
     text = re.sub(r"^(label|title|name)\s*:\s*", "", text, flags=re.I)
@@ -312,7 +312,7 @@ class ChatClient:
 
 
 @dataclass
-class Outcome:
+class LabelReplies:
     """What ``request_labels`` got: answers by cluster, failure reasons, and counts."""
 
     replies: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -328,13 +328,13 @@ def request_labels(
     *,
     start: float = 0.0,
     end: float = 1.0,
-) -> Outcome:
+) -> LabelReplies:
     """Answers for every request: cached ones loaded, the rest asked in parallel.
 
     Each answer is stored as soon as it arrives, so a failure or a kill keeps what finished.
     One progress event per cluster. A fatal answer (401/403/404, no key) raises StageError.
     """
-    out = Outcome()
+    out = LabelReplies()
     todo: list[ClusterRequest] = []
     total = max(len(requests), 1)
 
@@ -407,7 +407,7 @@ class _Gate:
         return reply
 
 
-def _collect(futures: dict[Future, ClusterRequest], ctx: StageContext, out: Outcome, step) -> None:
+def _collect(futures: dict[Future, ClusterRequest], ctx: StageContext, out: LabelReplies, step) -> None:
     pending = set(futures)
     while pending:
         ctx.check_cancelled()

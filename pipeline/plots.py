@@ -195,7 +195,7 @@ def tree_figure(result: Result, kind: str = "icicle", names: dict[int, str] | No
 
 
 def sweep_figure(table: pd.DataFrame):
-    """``quality.suggest_settings(...).table`` as a chart: clusters (bars) and noise share and
+    """``clustering.sweep.suggest_settings(...).table`` as a chart: clusters (bars) and noise share and
     stability (lines) per min_cluster_size; the recommended setting is marked."""
     import plotly.graph_objects as go
 

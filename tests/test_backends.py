@@ -176,3 +176,43 @@ def test_built_backends_need_a_local_model(backend, tmp_path):
     with pytest.raises(StageError, match="not on this machine"):
         embedder.encode(["hello"])
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_backends_are_declared_once_and_read_by_config_the_app_and_the_manifest():
+    from pages import ui
+    from pipeline import embedders, result
+
+    assert tuple(embedders.BACKENDS) == BACKENDS
+    for name in BACKENDS:
+        assert EmbedParams(backend=name).backend == name
+    assert ui.BACKENDS == {name: b.label for name, b in embedders.BACKENDS.items()}
+    assert ui.BACKENDS["torch"] == "Accurate (PyTorch)"
+    for declared in embedders.BACKENDS.values():
+        assert set(declared.libraries) <= set(result.LIBRARIES)
+    assert [b.name for b in embedders.BACKENDS.values() if b.cpu_only] == ["onnx-int8", "model2vec"]
+
+
+def test_a_new_backend_is_one_declaration_in_the_registry(topic_table, tmp_path, monkeypatch):
+    from conftest import FakeEmbedder
+
+    from pipeline.embedders import BACKENDS as registry
+    from pipeline.embedders import Backend
+
+    words = FakeEmbedder()
+    monkeypatch.setitem(
+        registry,
+        "words",
+        Backend(
+            name="words",
+            label="Word sums",
+            load=lambda model, device, batch_size, models: words,
+            libraries=(),
+            suffix=lambda: "|words-1",
+        ),
+    )
+    config = PipelineConfig().with_values({"preprocess.text_column": "comment", "embed.backend": "words"})
+    identity = embedder_identity(config.embed)
+    assert identity.startswith("words:all-MiniLM-L6-v2@") and identity.endswith("|words-1")
+    result = pipeline.run(topic_table, config, cache_dir=tmp_path, runtime=Runtime(chunk_size=50))
+    assert words.texts_embedded == 120
+    assert result.manifest()["model"]["backend"] == "words" and result.embeddings.model == identity

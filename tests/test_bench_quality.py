@@ -36,3 +36,15 @@ def test_without_kmeans_the_ami_goal_is_not_counted():
     line = bench_quality.summary(rows)
     assert "k-means(true k): 1/1" in line
     assert "noise <= 15%: 1/2 (not b)" in line
+
+
+def test_agglomerative_is_reported_beside_kmeans_when_asked():
+    row = {**_row(), "rows": 100, "noise": 0.0, "ari": 0.5, "nmi": 0.5, "label_coverage": None}
+    row |= {"separation": None, "stability": None, "seconds": 1.0, "generated": False, "ami_ratio": 1.0}
+    assert "agglomerative" not in bench_quality._line(row) + bench_quality._markdown([row])
+    row["agglomerative_ami"] = 0.55
+    assert "agglomerative(true k) AMI 0.550  k-means(true k) AMI 0.600" in bench_quality._line(row)
+    table = bench_quality._markdown([row]).splitlines()
+    heads = [h.strip() for h in table[0].split("|")]
+    cells = [c.strip() for c in table[2].split("|")]
+    assert cells[heads.index("agglomerative, true k: AMI")] == "0.550"

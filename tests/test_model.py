@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_packaged_model_embeds_offline_and_means_something():
-    assert os.environ.get("HF_HUB_OFFLINE") == "1"
     embedder = load_embedder(EmbedParams())
     vectors = embedder.encode(
         ["my card was declined at the shop", "payment refused at checkout", "please add a dark mode"]
     )
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # set where the model loads (embedders/base.py)
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2

@@ -9,9 +9,15 @@ import pytest
 import pipeline
 from pipeline import PipelineError, StageError, Table
 from pipeline.stages import cluster as cluster_mod
-from tests.conftest import FakeEmbedder, computed_stages, config_for, count_calls, run_collect, runtime_for
-
-STAGES = ["preprocess", "embed", "reduce", "cluster", "label"]
+from tests.conftest import (
+    STAGES,
+    FakeEmbedder,
+    computed_stages,
+    config_for,
+    count_calls,
+    run_collect,
+    runtime_for,
+)
 
 
 def test_events_describe_every_stage(topic_table, cache_dir, fake_embedder):
@@ -321,3 +327,78 @@ def test_a_rerun_from_the_cache_reuses_the_cluster_tree(topic_table, cache_dir, 
         topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
     )
     assert other.tree is not first.tree and other.tree.n_clusters == other.n_clusters
+
+
+# --- the runner reads the stages' declarations ---------------------------------------------------
+
+
+def test_the_runner_never_names_a_stage():
+    import inspect
+
+    from pipeline import runner
+
+    source = inspect.getsource(runner)
+    assert not [name for name in STAGES if f'"{name}"' in source or f"'{name}'" in source]
+
+
+def test_summaries_and_plan_details_come_from_the_declarations(
+    topic_table, cache_dir, fake_embedder, monkeypatch
+):
+    import dataclasses
+
+    from pipeline import runner
+
+    changed = {
+        "reduce": {"summary": lambda projection: f"{projection.method} says hello"},
+        "cluster": {"plan_detail": lambda plan: f"would cluster with {plan.config.cluster.method}"},
+    }
+    monkeypatch.setattr(
+        runner, "STAGES", tuple(dataclasses.replace(s, **changed.get(s.name, {})) for s in runner.STAGES)
+    )
+    _, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    finished = {e.stage: e.message for e in events if e.kind == "finished"}
+    assert finished["reduce"] == "computed: umap says hello"
+    assert finished["embed"] == "computed: 120 vectors of 32 dimensions"
+    steps = pipeline.plan(
+        topic_table,
+        config_for(**{"cluster.method": "leaf"}),
+        cache_dir=cache_dir,
+        runtime=runtime_for(fake_embedder),
+    )
+    assert [(s.stage, s.action, s.detail) for s in steps][3] == (
+        "cluster",
+        "compute",
+        "would cluster with leaf",
+    )
+
+
+def test_the_cache_maps_exactly_the_artifacts_a_stage_declares_big(
+    topic_table, cache_dir, fake_embedder, monkeypatch
+):
+    import dataclasses
+
+    from pipeline import runner
+
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    loaded, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert isinstance(loaded.embeddings.vectors, np.memmap) and not loaded.embeddings.vectors.flags.writeable
+    assert isinstance(loaded.projection.coords, np.memmap)
+    assert not isinstance(loaded.clustering.labels, np.memmap)
+    monkeypatch.setattr(runner, "STAGES", tuple(dataclasses.replace(s, mmap=False) for s in runner.STAGES))
+    plain, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events) == []  # the same entries, read without memory maps
+    assert not isinstance(plain.embeddings.vectors, np.memmap)
+    np.testing.assert_array_equal(plain.embeddings.vectors, loaded.embeddings.vectors)
+
+
+def test_plan_says_when_reduce_is_off(topic_table, cache_dir, fake_embedder):
+    steps = pipeline.plan(
+        topic_table,
+        config_for(**{"stages.reduce": False}),
+        cache_dir=cache_dir,
+        runtime=runtime_for(fake_embedder),
+    )
+    assert [(s.stage, s.detail) for s in steps][2] == (
+        "reduce",
+        "reduce is off: clustering on full embeddings",
+    )

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline import ClusterParams, ConfigError, LabelParams, PreprocessParams, ReduceParams, StageError
-from pipeline.stages.cluster import auto_min_cluster_size, cluster
+from pipeline.clustering.hdbscan import auto_min_cluster_size
+from pipeline.stages.cluster import cluster
 from pipeline.stages.label import ctfidf, label, unique_labels
 from pipeline.stages.preprocess import preprocess
 from pipeline.stages.reduce import exact_knn, reduce
@@ -67,7 +68,7 @@ def test_noise_stays_visible_and_assignment_keeps_the_raw_label():
     raw = cluster(projection_of(points), ClusterParams(min_cluster_size=5))
     assert (raw.labels[-2:] == -1).all()
     assigned = cluster(projection_of(points), ClusterParams(min_cluster_size=5, assign_outliers=True))
-    # points far from every cluster are not forced into one (tests/test_quality.py: near ones join)
+    # points far from every cluster are not forced into one (tests/clustering/test_assign.py: near ones join)
     assert (assigned.labels[-2:] == -1).all()
     assert (assigned.raw_labels[-2:] == -1).all()
     np.testing.assert_array_equal(assigned.labels[:-2], raw.labels[:-2])
@@ -211,3 +212,65 @@ def test_large_input_is_fitted_on_a_sample_and_the_rest_follow_their_neighbours(
 def test_fit_sample_setting_is_checked():
     with pytest.raises(ConfigError, match="cluster.fit_sample"):
         ClusterParams(fit_sample=10)
+
+
+# --- the stages' declarations (pipeline/stages/__init__.py) -----------------------------------
+
+
+def test_every_stage_declares_what_it_reads_makes_and_is_called():
+    import dataclasses
+    import importlib
+    import typing
+
+    from pipeline import Result
+    from pipeline.stages import SOURCE, STAGES
+
+    fields = typing.get_type_hints(Result)
+    made = {SOURCE}
+    for stage in STAGES:
+        module = importlib.import_module(f"pipeline.stages.{stage.name}")
+        assert module.STAGE is stage and stage.version == module.VERSION
+        assert callable(getattr(module, stage.name))  # one verb per module, named for the stage
+        assert set(stage.inputs) <= made, stage.name  # only what earlier stages made
+        assert stage.output not in made and fields[stage.output] is stage.artifact
+        assert stage.title and stage.title[0].isupper()
+        made.add(stage.output)
+    assert {f.name for f in dataclasses.fields(Result)} >= made - {SOURCE}
+    # stages.<name> switches off exactly the stages that say what runs instead
+    from pipeline import StagesParams
+
+    optional = {f.name for f in dataclasses.fields(StagesParams)}
+    assert optional == {s.name for s in STAGES if s.bypass is not None} == {"reduce"}
+
+
+def test_a_stage_that_reads_what_is_not_made_yet_is_refused():
+    from pipeline.stages import STAGES, check_order
+
+    check_order(STAGES)
+    with pytest.raises(RuntimeError, match="'embed' is out of order"):
+        check_order((STAGES[1], STAGES[0], *STAGES[2:]))
+    with pytest.raises(RuntimeError, match="'preprocess' is out of order"):
+        check_order((STAGES[0], STAGES[0]))
+
+
+def test_the_stages_with_big_arrays_are_the_ones_read_memory_mapped():
+    from pipeline.stages import STAGES
+
+    assert [s.output for s in STAGES if s.mmap] == ["embeddings", "projection"]
+
+
+def test_reduce_switched_off_is_keyed_planned_and_run_as_its_bypass():
+    from pipeline import PipelineConfig, Runtime
+    from pipeline.stages import reduce as reduce_stage
+    from pipeline.stages.base import PlanContext
+
+    stage = reduce_stage.STAGE
+    on, off = PipelineConfig(), PipelineConfig().with_values({"stages.reduce": False})
+    assert stage.is_on(on) and not stage.is_on(off)
+    assert stage.key_params(on, Runtime()) == on.reduce and stage.key_params(off, Runtime()) == "off"
+    plan = PlanContext(off, Runtime(), None, {}, {})
+    assert stage.detail(plan) == "reduce is off: clustering on full embeddings"
+    points, _ = blobs(n_per=10, centers=2, dim=6)
+    projection = stage.call({"embeddings": Embeddings(points, "test")}, off, None)
+    assert projection.method == "none" and projection.coords is points
+    assert stage.summary(projection) == "6 dimensions (none)"

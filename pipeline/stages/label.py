@@ -8,6 +8,7 @@ says why.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -16,10 +17,11 @@ import scipy.sparse as sp
 
 from .. import llm, terms
 from ..cache import chain_key, texts_digest
-from ..config import LabelParams
-from ..context import StageContext, detached
+from ..config import LabelParams, LLMParams, PipelineConfig
+from ..context import Runtime, StageContext, detached
 from ..errors import StageError
 from ..types import NOISE_LABEL, Clustering, Corpus, Embeddings, LabelFallback, Labels
+from .base import PlanContext, Stage
 
 VERSION = 5  # 3: stop words by language (auto), word forms joined, CJK and Thai terms; 4: their final form
 # 5: scores weighted by the share of a cluster's distinct texts; apostrophes; letter-digit tokens; heads
@@ -391,7 +393,7 @@ def _key(label: str) -> str:
 
 
 def _distinct(
-    outcome: llm.Outcome, requests: list[llm.ClusterRequest], params: LabelParams, ctx: StageContext
+    outcome: llm.LabelReplies, requests: list[llm.ClusterRequest], params: LabelParams, ctx: StageContext
 ) -> dict[int, dict[str, str]]:
     """Answers with no label twice: a later (smaller) cluster whose label is taken is asked once more."""
     replies = dict(outcome.replies)
@@ -433,3 +435,54 @@ def _numbered(frame: pd.DataFrame) -> list[str]:
         seen.add(_key(label))
         out.append(label)
     return out
+
+
+# --- the stage's declaration ------------------------------------------------------------------
+
+
+def _key_params(config: PipelineConfig, runtime: Runtime) -> LabelParams:
+    # the model's settings change nothing while labels come from keywords
+    if config.label.method == "llm":
+        return config.label
+    return dataclasses.replace(config.label, llm=LLMParams())
+
+
+def _summary(labels: Labels) -> str:
+    text = f"{len(labels.clusters)} groups labelled"
+    if labels.method == "llm":
+        by_model = int((labels.clusters["source"] == "llm").sum())
+        text += f", {by_model} by {labels.llm.get('model', 'the model')}"
+        failed = sum(f.kind == "failed" for f in labels.fallbacks)
+        text += f", {failed} kept keyword labels after failed calls (not cached)" if failed else ""
+    return text
+
+
+def _plan_detail(plan: PlanContext) -> str:
+    """With LLM labels: where they come from, and how many answers are cached already."""
+    params = plan.config.label
+    if params.method != "llm":
+        return ""
+    where = f"labels from {params.llm.model} at {params.llm.base_url}"
+    try:
+        found = plan.cached("corpus", "embeddings", "clustering")
+    except Exception:
+        return f"{where}; cache entry unreadable, it will be recomputed"
+    if found is None:
+        return where
+    requests, _capped = plan_requests(*found, params)
+    have = sum(plan.cache.contains(llm.PIECE_KIND, r.key) for r in requests)
+    return f"{where}: {have} of {len(requests)} cluster labels cached, {len(requests) - have} API calls"
+
+
+STAGE = Stage(
+    name="label",
+    title="Naming clusters",
+    version=VERSION,
+    inputs=("corpus", "embeddings", "clustering"),
+    output="labels",
+    artifact=Labels,
+    params=_key_params,
+    run=lambda a, config, ctx: label(a["corpus"], a["embeddings"], a["clustering"], config.label, ctx),
+    summary=_summary,
+    plan_detail=_plan_detail,
+)

@@ -18,6 +18,7 @@ from ..types import (
     Corpus,
     Table,
 )
+from .base import Stage
 
 VERSION = 2  # 2: zero-width joiners inside emoji and scripts are kept
 
@@ -176,3 +177,16 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
         row_to_unique=row_to_unique,
         counts=counts,
     )
+
+
+STAGE = Stage(
+    name="preprocess",
+    title="Preparing texts",
+    version=VERSION,
+    inputs=("table",),
+    output="corpus",
+    artifact=Corpus,
+    params=lambda config, runtime: config.preprocess,
+    run=lambda a, config, ctx: preprocess(a["table"], config.preprocess, ctx),
+    summary=lambda corpus: f"{corpus.n_rows:,} rows, {corpus.n_texts:,} distinct texts",
+)

@@ -11,6 +11,7 @@ import numpy as np
 from ..config import ReduceParams
 from ..context import StageContext, detached
 from ..types import Embeddings, Projection
+from .base import Bypass, Stage
 
 VERSION = 2  # 2: reduce.fit_sample (fit on a sample, place the rest)
 MIN_UMAP_POINTS = 10  # below this UMAP's graph is meaningless: a PCA projection is used
@@ -392,3 +393,27 @@ def _edge_length(fixed: np.ndarray, knn_indices: np.ndarray) -> float:
     step = max(1, len(fixed) // 20_000)  # a spread of rows is enough for a median
     rows = knn_indices[::step]
     return float(np.median(np.linalg.norm(fixed[rows[:, 1:]] - fixed[rows[:, :1]], axis=2)))
+
+
+def _summary(projection: Projection) -> str:
+    fitted = projection.fitted_on
+    sample = f", fitted on {fitted:,} of {len(projection.coords):,} texts" if fitted else ""
+    return f"{projection.coords.shape[1]} dimensions ({projection.method}{sample})"
+
+
+STAGE = Stage(
+    name="reduce",
+    title="Reducing dimensions (UMAP)",
+    version=VERSION,
+    inputs=("embeddings",),
+    output="projection",
+    artifact=Projection,
+    params=lambda config, runtime: config.reduce,
+    run=lambda a, config, ctx: reduce(a["embeddings"], config.reduce, ctx),
+    summary=_summary,
+    mmap=True,  # with the stage off, the coordinates are the embeddings themselves (n x dim)
+    bypass=Bypass(
+        run=lambda a, config, ctx: passthrough(a["embeddings"], ctx),
+        detail="reduce is off: clustering on full embeddings",
+    ),
+)
