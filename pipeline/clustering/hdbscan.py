@@ -150,13 +150,15 @@ def auto_level(
     rng = np.random.default_rng(seed)
     kept = np.flatnonzero(~noise)  # outliers would make every cluster they join look wide
     sample = np.sort(rng.choice(kept, min(len(kept), LEVEL_SAMPLE), replace=False))
-    distances = readouts.pairwise(coords[sample]) if len(levels) > 1 else None
+    silhouette = (
+        readouts.LevelSilhouettes(coords[sample], full[sample], merges.ids) if len(levels) > 1 else None
+    )
     total = max(weights.sum(), 1e-12)
     scored = []
     for level in levels:
         labels = ward.merge_to(full, merges, level)
         largest = float(np.bincount(labels, weights=weights).max() / total)
-        sil = readouts.silhouette_of(distances, labels[sample]) if distances is not None else None
+        sil = silhouette(ward.merge_to(merges.ids, merges, level)) if silhouette is not None else None
         scored.append((level, sil, largest, labels))
     fitting = [s for s in scored if s[2] <= LARGEST_SHARE] or scored
     level, sil, largest, labels = max(fitting, key=lambda s: (-np.inf if s[1] is None else s[1], -s[0]))

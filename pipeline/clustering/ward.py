@@ -34,14 +34,30 @@ def merge_space_means(
         blocks.append(vectors)
     means = []
     for block in blocks:
-        rows = [slice(start, min(start + chunk, n)) for start in range(0, n, chunk)]
-        total = sum(np.asarray(block[r], dtype=np.float64).sum(axis=0) for r in rows)
+        # one pass: the sums, the sums of squares and the group sums of each chunk
+        total, squares = np.zeros(block.shape[1]), 0.0
+        sums = np.zeros((len(sizes), block.shape[1]))
+        for start in range(0, n, chunk):
+            rows = np.asarray(block[start : start + chunk], dtype=np.float64)
+            total += rows.sum(axis=0)
+            squares += float(np.einsum("ij,ij->", rows, rows))
+            sums += _group_sums(
+                rows, position[start : start + chunk], weights[start : start + chunk], len(sizes)
+            )
         centre = total / max(n, 1)
-        squares = sum(((np.asarray(block[r], dtype=np.float64) - centre) ** 2).sum() for r in rows)
-        spread = np.sqrt(squares / max(n, 1))
-        group_mean = _group_means(block, position, sizes, weights, chunk)
+        spread = np.sqrt(max(squares / max(n, 1) - float(centre @ centre), 0.0))
+        group_mean = sums / np.maximum(sizes, 1e-12)[:, None]
         means.append(group_mean / spread if spread > 0 else group_mean)
     return ids, sizes, np.hstack(means) if means else np.zeros((len(ids), 0))
+
+
+def _group_sums(rows: np.ndarray, position: np.ndarray, weights: np.ndarray, groups: int) -> np.ndarray:
+    """Weighted sum of the rows of each group (``position`` -1: in none), as one sparse product."""
+    import scipy.sparse as sp
+
+    keep = np.flatnonzero(position >= 0)
+    member = sp.csr_matrix((weights[keep], (position[keep], keep)), shape=(groups, len(rows)))
+    return np.asarray(member @ rows)
 
 
 def _groups(
@@ -62,10 +78,8 @@ def _group_means(
     """Weighted mean row of each group (``position`` from ``_groups``), ``chunk`` rows at a time."""
     sums = np.zeros((len(sizes), block.shape[1]))
     for start in range(0, len(position), chunk):
-        r = slice(start, start + chunk)
-        keep = position[r] >= 0
-        part = np.asarray(block[r], dtype=np.float64)[keep] * weights[r][keep, None]
-        np.add.at(sums, position[r][keep], part)
+        rows = np.asarray(block[start : start + chunk], dtype=np.float64)
+        sums += _group_sums(rows, position[start : start + chunk], weights[start : start + chunk], len(sizes))
     return sums / np.maximum(sizes, 1e-12)[:, None]
 
 
