@@ -27,18 +27,18 @@ if dataset_id is None:
     st.stop()
 
 info = ws.info(dataset_id)
-column = ui.text_column(ws, dataset_id)
+state = ui.dataset_state(ws, dataset_id)  # the one read of this rerun; changes save a new one
+column = ui.text_column(ws, dataset_id, state)
 if column is None:
     st.info("Pick the column with the texts on the Upload page.")
     st.stop()
 
 with st.sidebar:
-    saved = ws.state(dataset_id).get("settings", {})
-    values = ui.settings_widgets(info.rows, saved)
-    values |= ui.llm_widgets(saved)
-ui.save_settings(ws, dataset_id, column, values)
+    values = ui.settings_widgets(info.rows, state.settings)
+    values |= ui.llm_widgets(state.settings)
+state = ui.save_settings(ws, dataset_id, state, column, values)
 try:
-    config = ui.build_config(column, ui.pipeline_values(values))
+    config = ui.build_config(column, values)
 except PipelineError as exc:  # e.g. a server URL that is not a URL
     ui.show_error(exc)
     st.stop()
@@ -48,8 +48,8 @@ if result is None:
 ui.show_llm_estimate(ws, dataset_id, result, values)
 ui.show_label_fallbacks(result)
 
-edits = ui.edits_for(ws, dataset_id)
-edited = ui.edited(ws, dataset_id, result)
+edits = state.edits
+edited = ui.edited(result, state)
 clusters = edited_clusters(result, edited)
 real = clusters[clusters["id"] >= 0]
 
@@ -145,7 +145,7 @@ def suggest_section() -> None:
             f"Apply: min cluster size {size}, min samples {samples}",
             key="apply_suggestion",
             on_click=ui.apply_suggestion,
-            args=(suggestion.settings, info.rows),
+            args=(suggestion, info.rows),
             help="sets the sidebar's sliders; only clustering and naming run again",
         )
 
@@ -198,7 +198,7 @@ def tree_section() -> None:
         help="one merge per group of two or more clusters; Undo in the edit log takes them all back",
     ):
         try:
-            ui.add_edits(ws, dataset_id, tree_merges(result, edited, groups))
+            ui.save_state(ws, dataset_id, state.with_edits(tree_merges(result, edited, groups)))
             st.rerun()
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
@@ -255,7 +255,7 @@ if renamed:  # the unclustered row included: rename() says why it cannot be rena
     try:
         corpus = corpus_of(result)
         new_edits = [rename(edited.labels, edited.names, cid, label, corpus) for cid, label in renamed]
-        ui.add_edits(ws, dataset_id, new_edits)
+        ui.save_state(ws, dataset_id, state.with_edits(new_edits))
         st.rerun()
     except InputError as exc:
         st.error(ui.md_escape(exc.message))
@@ -272,7 +272,7 @@ with st.form("merge", clear_on_submit=True, border=True):
         try:
             label = new_name or (names[min(chosen)] if chosen else "")
             edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
-            ui.add_edits(ws, dataset_id, [edit])
+            ui.save_state(ws, dataset_id, state.with_edits([edit]))
             st.rerun()
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
@@ -283,10 +283,10 @@ if edits:
             st.text(("✓ " if outcome.applied else "✗ ") + outcome.message)
         left, right = st.columns(2)
         if left.button("Undo last edit", key="undo", help="a tree merge is taken back as a whole"):
-            ui.undo_edits(ws, dataset_id)
+            ui.save_state(ws, dataset_id, state.undo())
             st.rerun()
         if right.button("Clear all edits", key="clear_edits"):
-            ui.save_edits(ws, dataset_id, [])
+            ui.save_state(ws, dataset_id, state.cleared())
             st.rerun()
 
 st.subheader("Read a cluster")

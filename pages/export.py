@@ -10,13 +10,14 @@ from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 ui.require_app()
 ws = ui.workspace()
 dataset_id = ui.current_dataset(ws)
-result = ui.saved_result(ws, dataset_id) if dataset_id is not None else None
+state = ui.dataset_state(ws, dataset_id) if dataset_id is not None else None  # read once
+result = ui.saved_result(ws, dataset_id, state) if dataset_id is not None else None
 if dataset_id is None or result is None:
     st.info("Run a clustering first (Upload, then Cluster the texts).")
     st.page_link("pages/upload.py", label="Go to Upload", icon="📄")
     st.stop()
 
-edited = ui.edited(ws, dataset_id, result)
+edited = ui.edited(result, state)
 table = edited_table(result, edited)
 clusters = clusters_with_parents(result, edited, edited_clusters(result, edited))
 manifest = result.manifest()

@@ -27,7 +27,8 @@ if st.button("No file at hand? Try the sample (420 app reviews)", key="sample"):
         ui.show_error(exc)
         st.stop()
     ui.select_dataset(ws, info.id)
-    ui.save_settings(ws, info.id, pipeline.SAMPLE_TEXT_COLUMN, {})
+    # the same bytes are the same dataset: a sample opened before keeps its edits
+    ui.save_settings(ws, info.id, ui.dataset_state(ws, info.id), pipeline.SAMPLE_TEXT_COLUMN, {})
     st.rerun()  # the sidebar, drawn before this page, lists the new dataset
 if uploaded is not None and st.session_state.get("uploaded_id") != uploaded.file_id:
     st.session_state["uploaded_id"] = uploaded.file_id
@@ -44,6 +45,7 @@ if dataset_id is None:
     st.stop()
 
 info = ws.info(dataset_id)
+state = ui.dataset_state(ws, dataset_id)  # the one read of this rerun; changes save a new one
 table = ws.table(dataset_id)
 st.subheader("Preview")
 st.text(f"{info.name}: {info.rows:,} rows, {len(info.columns)} columns")
@@ -57,7 +59,7 @@ if info.suggested_column is None:
         "to cluster below, or upload a file with a column of texts."
     )
 columns = [str(c) for c in table.frame.columns]
-chosen = ui.text_column(ws, dataset_id)
+chosen = ui.text_column(ws, dataset_id, state)
 column = st.selectbox(
     "Column with the texts",
     columns,
@@ -66,10 +68,10 @@ column = st.selectbox(
     help="suggested: the column with the longest texts",
 )
 if column != chosen:  # Explore clusters this column even before "Cluster the texts" is pressed
-    ui.save_text_column(ws, dataset_id, column)
+    state = ui.save_state(ws, dataset_id, state.with_text_column(column))
 if st.button("Cluster the texts", type="primary", key="run"):
-    ui.save_settings(ws, dataset_id, column, ws.state(dataset_id).get("settings", {}))
-    config = ui.build_config(column, ws.state(dataset_id).get("settings", {}))
+    state = ui.save_settings(ws, dataset_id, state, column, state.settings)
+    config = ui.build_config(column, state.settings)
     result = ui.run_with_status(ws, dataset_id, config)
     if result is not None:
         st.success(

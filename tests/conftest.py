@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 import pipeline
 import pipeline.stages
-from pages import ui
+from pages.ui import runbox
 from pipeline import PipelineConfig, Runtime, Table
 from pipeline.store import Tokens
 
@@ -183,7 +183,7 @@ def app(monkeypatch, tmp_path) -> Harness:
     harness = Harness(root=tmp_path / "workspaces", embedder=FakeEmbedder())
     monkeypatch.setenv("CLUSTERLAB_WORKSPACES_DIR", str(harness.root))
     monkeypatch.setattr(
-        ui, "runtime", lambda: pipeline.Runtime(embedder=harness.embedder, chunk_size=50, heartbeat_s=0.5)
+        runbox, "runtime", lambda: pipeline.Runtime(embedder=harness.embedder, chunk_size=50, heartbeat_s=0.5)
     )
     for stage in STAGES:
         module = importlib.import_module(f"pipeline.stages.{stage}")

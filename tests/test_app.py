@@ -1,7 +1,7 @@
 """What a user sees in the app, page by page, through Streamlit's AppTest.
 
 The scripts run in-process, so the pipeline runs for real on tiny corpora with the fake
-embedder patched into ``pages.ui.runtime``, in a workspace folder under tmp_path (the ``app``
+embedder patched into ``pages.ui.runbox.runtime``, in a workspace folder under tmp_path (the ``app``
 fixture, in conftest).
 """
 
@@ -19,7 +19,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import pipeline
-from pages import ui
+from pages.ui import runbox
+from pipeline.store import Workspace
 from tests.conftest import STAGES, TOPICS, topic_texts
 
 HOSTILE = [
@@ -284,6 +285,38 @@ def test_opening_another_dataset_on_explore_starts_from_its_own_settings(app):
     at.sidebar.button(key=f"open:{first}").click().run()
     assert at.slider(key="set:cluster.min_cluster_size").value == 15  # a.csv's own, kept
     assert at.slider(key="set:reduce.n_neighbors").value == 30
+
+
+def test_a_page_reads_the_dataset_state_once_per_rerun_and_saves_only_a_change(app, monkeypatch):
+    """Settings, text column and edit log are one state, loaded at the top of a rerun (five
+    reads of state.json per Explore rerun before) and saved as a new state after a change."""
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    reads, saves = [], []
+    read, save = Workspace.state, Workspace.save_state  # the one reader and writer of state.json
+    monkeypatch.setattr(Workspace, "state", lambda ws, d: reads.append(d) or read(ws, d))
+    monkeypatch.setattr(Workspace, "save_state", lambda ws, d, s: saves.append(d) or save(ws, d, s))
+
+    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    assert_healthy(at)
+    assert (len(reads), len(saves)) == (1, 1)  # the new settings, saved once
+    reads.clear(), saves.clear()
+    at.run()
+    assert (len(reads), len(saves)) == (1, 0)
+    reads.clear()
+    rename(at, 0, "Money matters")  # the edit's run, then the rerun it asks for
+    assert_healthy(at)
+    assert (len(reads), len(saves)) == (2, 1)
+    assert cluster_table(at)["label"].tolist()[0] == "Money matters"
+    for page in ("pages/export.py", "pages/upload.py"):
+        reads.clear()
+        at.switch_page(page).run()
+        assert_healthy(at)
+        assert len(reads) == 1, page
+    reads.clear(), saves.clear()
+    run_clustering(at)  # "Cluster the texts" with the saved settings: nothing new to save
+    assert (len(reads), len(saves)) == (1, 0)
 
 
 def test_a_failing_stage_shows_a_plain_error_and_running_again_resumes(app):
@@ -640,7 +673,7 @@ def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch)
     secret = "sk-test-app-secret-123"
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(
-        ui,
+        runbox,
         "runtime",
         lambda: pipeline.Runtime(embedder=app.embedder, chunk_size=50, heartbeat_s=0.5),
     )
@@ -648,7 +681,7 @@ def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch)
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
     with ChatServer() as server:
-        monkeypatch.setattr(ui, "served_on_loopback", lambda: True)  # a local server, as `make run`
+        monkeypatch.setattr(runbox, "served_on_loopback", lambda: True)  # a local server, as `make run`
         at.text_input(key="set:label.llm.base_url").input(server.url)
         at.text_input(key="set:label.llm.model").input("test-model")
         at.text_input(key="llm_key").input(secret).run()

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 import pipeline
 import pipeline.io
 import pipeline.store
-from pages import ui
+from pages.ui import runbox
 from pipeline import StageError
 from pipeline.netguard import UrlGuard
 from pipeline.store import RUN_BYTES_PER_ROW, SECRET_FILE, Tokens, Workspace
@@ -184,7 +184,7 @@ def test_a_redirect_from_an_allowed_server_to_a_refused_one_is_not_followed(
 
 
 def test_loopback_is_allowed_when_the_app_itself_is_served_on_loopback_only(app, monkeypatch):
-    monkeypatch.setattr(ui, "served_on_loopback", lambda: True)  # `make run`: 127.0.0.1
+    monkeypatch.setattr(runbox, "served_on_loopback", lambda: True)  # `make run`: 127.0.0.1
     with ChatServer() as local_ollama:
         at = explore_with_llm(app.open(), local_ollama.url)
         assert_healthy(at)
@@ -208,7 +208,7 @@ def test_served_on_loopback_reads_the_servers_address():
             (None, False),
         ]:
             st_config.set_option("server.address", address)
-            assert ui.served_on_loopback() is loopback, address
+            assert runbox.served_on_loopback() is loopback, address
     finally:
         st_config.set_option("server.address", before)
 

@@ -1,0 +1,74 @@
+"""What the pages share, by role; a package inside pages/ that is not itself a page (app.py's
+``st.navigation`` lists the pages one by one).
+
+* ``text``: escaping (``md_escape``), errors as a user sees them, data_editor cells
+* ``session``: the operator's settings, the workspace of the URL, the open dataset, the sidebar
+* ``state``: the open dataset's ``DatasetState``, loaded once per rerun, saved after a change
+* ``widgets``: the sidebar's settings -> ``PipelineConfig`` (defaults from ``PipelineConfig()``,
+  choices from the registries)
+* ``runbox``: the live status box of a run, language-model access, what a run says afterwards
+
+Pages call them through this module (``from pages import ui; ui.workspace()``). A test that
+patches a helper patches the module that looks it up (``runbox.runtime``, not ``ui.runtime``),
+which is why those hooks are not re-exported here.
+"""
+
+from .runbox import (
+    STAGE_TITLES,
+    STAGES,
+    run_with_status,
+    saved_result,
+    show_label_fallbacks,
+    show_llm_estimate,
+)
+from .session import current_dataset, operator, require_app, select_dataset, sidebar, workspace
+from .state import dataset_state, edited, save_settings, save_state, text_column
+from .text import cell_text, md_escape, show_error
+from .widgets import (
+    ABOUT_K,
+    BACKENDS,
+    LARGEST_SHARE,
+    apply_suggestion,
+    build_config,
+    fix_large_cluster,
+    llm_widgets,
+    log,
+    settings_widgets,
+)
+
+# Export builds every download when its page opens; openpyxl takes about 12 s for 50,000 rows of
+# 9 columns here (a million would be minutes and gigabytes), so bigger tables get CSV and Parquet
+EXCEL_IN_APP_ROWS = 50_000
+
+__all__ = [
+    "ABOUT_K",
+    "BACKENDS",
+    "EXCEL_IN_APP_ROWS",
+    "LARGEST_SHARE",
+    "STAGES",
+    "STAGE_TITLES",
+    "apply_suggestion",
+    "build_config",
+    "cell_text",
+    "current_dataset",
+    "dataset_state",
+    "edited",
+    "fix_large_cluster",
+    "llm_widgets",
+    "log",
+    "md_escape",
+    "operator",
+    "require_app",
+    "run_with_status",
+    "saved_result",
+    "save_settings",
+    "save_state",
+    "select_dataset",
+    "settings_widgets",
+    "show_error",
+    "show_label_fallbacks",
+    "show_llm_estimate",
+    "sidebar",
+    "text_column",
+    "workspace",
+]

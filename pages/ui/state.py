@@ -1,0 +1,44 @@
+"""The open dataset's state (text column, settings, edit log) as a page reads and changes it.
+
+A page loads it once at the top of its rerun (``state = ui.dataset_state(ws, dataset_id)``),
+passes it to what needs it, and saves a new ``DatasetState`` after a change; the schema and the
+atomic write live in the library (``pipeline/dataset_state.py``, ``Workspace``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pipeline
+from pipeline.dataset_state import DatasetState
+from pipeline.edits import Edited, edited_from_result
+from pipeline.store import Workspace
+
+
+def dataset_state(ws: Workspace, dataset_id: str) -> DatasetState:
+    """The dataset's state as saved (an empty one before anything was saved): one read."""
+    return ws.dataset_state(dataset_id)
+
+
+def save_state(ws: Workspace, dataset_id: str, state: DatasetState) -> DatasetState:
+    """Save ``state`` atomically and return it, the state the rest of the rerun uses."""
+    ws.save_dataset_state(dataset_id, state)
+    return state
+
+
+def save_settings(
+    ws: Workspace, dataset_id: str, state: DatasetState, column: str, values: dict[str, Any]
+) -> DatasetState:
+    """``state`` with this text column and these settings, saved only when that changes it."""
+    changed = state.with_text_column(column).with_settings(values)
+    return save_state(ws, dataset_id, changed) if changed != state else state
+
+
+def text_column(ws: Workspace, dataset_id: str, state: DatasetState) -> str | None:
+    """The column to cluster: the one chosen, else the one the upload suggested."""
+    return state.text_column or ws.info(dataset_id).suggested_column
+
+
+def edited(result: pipeline.Result, state: DatasetState) -> Edited:
+    """The result with the dataset's edit log applied."""
+    return edited_from_result(result, list(state.edits))

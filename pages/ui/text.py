@@ -1,0 +1,46 @@
+"""Text a user sees: escaping for anything that renders Markdown or HTML, errors, table cells.
+
+User text is only ever shown as text (``st.text``, dataframes) or escaped by ``md_escape`` before
+it reaches anything that renders Markdown or HTML (``st.error``, button labels, ``st.caption``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import PipelineError
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def md_escape(text: Any) -> str:
+    """Text safe to put inside Markdown: every character Markdown or HTML reads is escaped."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def show_error(exc: PipelineError) -> None:
+    """A pipeline error as a user sees it: the message and what to do, escaped."""
+    advice = app_hint(exc.hint)
+    hint = f"  \n**What to do:** {md_escape(advice)}" if advice else ""
+    st.error(md_escape(exc.message) + hint)
+
+
+def app_hint(hint: str) -> str:
+    """The pipeline's advice in the app's words: a visitor has no --cache-dir or --set."""
+    if "--cache-dir" in hint or "CLUSTERLAB_CACHE_DIR" in hint:
+        return (
+            "delete datasets you no longer need (sidebar); if it persists, tell the person running "
+            "Clusterlab that the server's disk is full or its data folder cannot be written"
+        )
+    return hint
+
+
+def cell_text(value: Any) -> str:
+    """A data_editor cell as text: an emptied cell comes back as None (or NaN), never "None"."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value)
