@@ -49,10 +49,6 @@ def check_setting(section: str, name: str, value: Any, ok: bool, allowed: str) -
         )
 
 
-# the old private name, for code written against it while ClusterParams is being reworked
-_check = check_setting
-
-
 def _check_seed(section: str, seed: int) -> None:
     # numpy and scikit-learn only take seeds in 0..2**32-1
     check_setting(section, "seed", seed, 0 <= seed < 2**32, "an integer in 0..4294967295")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .operator import Limits, _too_big
+from .operator import Limits, too_big
 from .types import Table
 
 log = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ def _parse_csv(
 def _more_rows_than(limits: Limits, name: str, where: str = "") -> InputError:
     # the reader stops counting one row past the limit, so the exact number is not known
     found = f"more than {limits.max_rows:,} rows{where}"
-    return _too_big(name, found, f"at most {limits.max_rows:,} rows", "max_rows")
+    return too_big(name, found, f"at most {limits.max_rows:,} rows", "max_rows")
 
 
 def _repair_long_rows(text: str, delimiter: str, name: str) -> tuple[str, list[str], list[int]]:
@@ -363,7 +363,7 @@ def _measure_sheet(data: bytes, name: str, limits: Limits) -> list:
             unpacked = sum(item.file_size for item in archive.infolist())  # zipfile reads no more
         bound = max(XLSX_UNPACKED_FLOOR, XLSX_BYTES_PER_CELL * limits.max_cells)
         if unpacked > bound:
-            raise _too_big(
+            raise too_big(
                 name,
                 f"{unpacked / 1e9:.1f} GB of XML once unpacked",
                 f"at most {limits.max_cells:,} cells, about {bound / 1e9:.1f} GB unpacked",
@@ -387,7 +387,7 @@ def _measure_sheet(data: bytes, name: str, limits: Limits) -> list:
             if limits.max_rows and rows > limits.max_rows:
                 raise _more_rows_than(limits, name, " in its first sheet")
             if limits.max_cells and rows * width > limits.max_cells:
-                raise _too_big(
+                raise too_big(
                     name,
                     f"at least {rows:,} rows x {width:,} columns = {rows * width:,} cells in its first sheet",
                     f"at most {limits.max_cells:,} cells",

@@ -60,9 +60,9 @@ class Limits:
     def check(self, rows: int, columns: int, name: str) -> None:
         """Refuse a table past the limits, saying by how much and what to do."""
         if self.max_rows and rows > self.max_rows:
-            raise _too_big(name, f"{rows:,} rows", f"at most {self.max_rows:,} rows", "max_rows")
+            raise too_big(name, f"{rows:,} rows", f"at most {self.max_rows:,} rows", "max_rows")
         if self.max_cells and rows * columns > self.max_cells:
-            raise _too_big(
+            raise too_big(
                 name,
                 f"{rows:,} rows x {columns:,} columns = {rows * columns:,} cells",
                 f"at most {self.max_cells:,} cells",
@@ -70,7 +70,7 @@ class Limits:
             )
 
 
-def _too_big(name: str, found: str, allowed: str, setting: str):
+def too_big(name: str, found: str, allowed: str, setting: str):
     from .errors import InputError
 
     return InputError(
