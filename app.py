@@ -12,7 +12,7 @@ import pipeline
 from pages import ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-st.set_page_config(page_title="Clusterlab", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="Clusterlab", page_icon=":material/hub:", layout="wide")
 
 st.session_state["via_app"] = True
 try:
@@ -22,9 +22,9 @@ except pipeline.PipelineError as exc:  # the operator's settings are wrong: say 
     st.stop()
 navigation = st.navigation(
     [
-        st.Page("pages/upload.py", title="Upload", icon="📄", default=True),
-        st.Page("pages/explore.py", title="Explore", icon="🗺️"),
-        st.Page("pages/export.py", title="Export", icon="⬇️"),
+        st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", default=True),
+        st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+        st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ]
 )
 ui.sidebar(ws)

@@ -23,7 +23,7 @@ ws = ui.workspace()
 dataset_id = ui.current_dataset(ws)
 if dataset_id is None:
     st.info("Upload a file or try the sample first.")
-    st.page_link("pages/upload.py", label="Go to Upload", icon="📄")
+    st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload_file:")
     st.stop()
 
 info = ws.info(dataset_id)

@@ -14,7 +14,7 @@ state = ui.dataset_state(ws, dataset_id) if dataset_id is not None else None  # 
 result = ui.saved_result(ws, dataset_id, state) if dataset_id is not None else None
 if dataset_id is None or result is None:
     st.info("Run a clustering first (Upload, then Cluster the texts).")
-    st.page_link("pages/upload.py", label="Go to Upload", icon="📄")
+    st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload_file:")
     st.stop()
 
 edited = ui.edited(result, state)

@@ -78,4 +78,4 @@ if st.button("Cluster the texts", type="primary", key="run"):
             f"{result.n_clusters} clusters in {result.corpus.n_rows:,} rows "
             f"({result.noise_share:.0%} unclustered). Open Explore to see and edit them."
         )
-        st.page_link("pages/explore.py", label="Explore the clusters", icon="🗺️")
+        st.page_link("pages/explore.py", label="Explore the clusters", icon=":material/scatter_plot:")

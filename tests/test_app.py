@@ -231,7 +231,7 @@ def test_a_clustering_slider_recomputes_only_cluster_and_label(app):
     assert app.calls == STAGES  # the same settings: nothing computed again
 
     app.calls.clear()
-    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()
     assert_healthy(at)
     assert app.calls == ["cluster", "label"]
     assert app.embedder.texts_embedded == embedded  # embed was not called again
@@ -274,16 +274,16 @@ def test_opening_another_dataset_on_explore_starts_from_its_own_settings(app):
     second = at.session_state["dataset_id"]
     at.sidebar.button(key=f"open:{first}").click().run()
     at.switch_page("pages/explore.py").run()
-    at.slider(key="set:cluster.min_cluster_size").set_value(15).run()
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(15).run()
     at.slider(key="set:reduce.n_neighbors").set_value(30).run()
     assert_healthy(at)
 
     at.sidebar.button(key=f"open:{second}").click().run()
     assert_healthy(at)
-    assert at.slider(key="set:cluster.min_cluster_size").value == 0  # its own (automatic), not a.csv's
+    assert at.select_slider(key="set:cluster.min_cluster_size").value == 0  # its own (automatic), not a.csv's
     assert at.slider(key="set:reduce.n_neighbors").value == 15
     at.sidebar.button(key=f"open:{first}").click().run()
-    assert at.slider(key="set:cluster.min_cluster_size").value == 15  # a.csv's own, kept
+    assert at.select_slider(key="set:cluster.min_cluster_size").value == 15  # a.csv's own, kept
     assert at.slider(key="set:reduce.n_neighbors").value == 30
 
 
@@ -298,7 +298,7 @@ def test_a_page_reads_the_dataset_state_once_per_rerun_and_saves_only_a_change(a
     monkeypatch.setattr(Workspace, "state", lambda ws, d: reads.append(d) or read(ws, d))
     monkeypatch.setattr(Workspace, "save_state", lambda ws, d, s: saves.append(d) or save(ws, d, s))
 
-    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()
     assert_healthy(at)
     assert (len(reads), len(saves)) == (1, 1)  # the new settings, saved once
     reads.clear(), saves.clear()
@@ -369,7 +369,7 @@ def test_rename_and_merge_survive_a_rerun_and_say_when_they_no_longer_apply(app)
     assert any(t.startswith("✓ applied: merge") for t in texts(at))
 
     # other settings, same clusters: both edits still apply (matched by members, not ids)
-    at.slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()
     assert_healthy(at)
     assert not at.warning
     assert cluster_table(at)["label"].tolist()[:2] == ["Money matters", "Accounts & praise"]
@@ -747,6 +747,23 @@ def test_about_k_clusters_for_hdbscan_recomputes_only_cluster_and_label(app):
     assert [s.value for s in at.success][0].startswith("2 clusters in 120 rows")
 
 
+def test_min_cluster_size_offers_only_values_the_pipeline_takes_and_errors_name_controls(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    size = at.select_slider(key="set:cluster.min_cluster_size")
+    assert size.options[:3] == ["0", "2", "3"]  # one step right of automatic is 2, never 1
+    size.set_value(2).run()
+    assert_healthy(at)
+    assert not at.error
+    # so large that HDBSCAN finds no cluster in 120 texts: the advice names the sidebar's control
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(60).run()
+    assert_healthy(at)
+    shown = " ".join(errors(at) + [t.value for t in at.text])
+    assert "'Min cluster size'" in shown, shown
+    assert "--set" not in shown and "cluster.min_cluster_size" not in shown
+
+
 def test_one_cluster_holding_most_texts_is_flagged_and_fixed_in_one_click(app):
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)
@@ -784,7 +801,7 @@ def test_suggest_settings_shows_the_sweep_and_apply_sets_the_sliders(app):
     app.calls.clear()
     apply.click().run()
     assert_healthy(at)
-    assert at.slider(key="set:cluster.min_cluster_size").value == size
+    assert at.select_slider(key="set:cluster.min_cluster_size").value == size
     assert at.slider(key="set:cluster.min_samples").value == samples
     assert app.calls == ["cluster", "label"]
     assert metrics(at)["Clusters"] == "4"

@@ -24,7 +24,7 @@ from pipeline.store import Workspace
 
 from .session import operator
 from .state import text_column
-from .text import md_escape, show_error
+from .text import app_hint, md_escape, show_error
 from .widgets import build_config, pipeline_values
 
 log = logging.getLogger("clusterlab.app")
@@ -106,7 +106,7 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
             events = pipeline.stream(table, config, cache_dir=ws.cache_dir(dataset_id), runtime=access)
             for event in events:
                 lines[event.stage].text(describe(event)) if event.kind != "warning" else box.text(
-                    f"⚠ {STAGE_TITLES.get(event.stage, event.stage)}: {event.message}"
+                    f"⚠ {STAGE_TITLES.get(event.stage, event.stage)}: {app_hint(event.message)}"
                 )
                 done = STAGES.index(event.stage) + (1.0 if event.kind == "finished" else event.fraction)
                 bar.progress(min(done / len(STAGES), 1.0))

@@ -29,13 +29,38 @@ def show_error(exc: PipelineError) -> None:
     st.error(md_escape(exc.message) + hint)
 
 
+# setting -> the sidebar control that sets it, for advice shown in the app
+CONTROLS = {
+    "cluster.min_cluster_size": "'Min cluster size'",
+    "cluster.min_samples": "'Min samples'",
+    "cluster.n_clusters": "'About this many clusters' (or 'Number of clusters')",
+    "cluster.method": "'Selection'",
+    "cluster.epsilon": "'Level'",
+    "cluster.algorithm": "'Method'",
+    "reduce.n_neighbors": "'Neighbours' (Reduction)",
+    "reduce.n_components": "'Dimensions for clustering' (Reduction)",
+    "reduce.min_dist": "'Min distance' (Reduction)",
+    "embed.backend": "'Backend' (Embedding)",
+    "label.llm.base_url": "'Server URL'",
+    "label.llm.model": "'Model'",
+    "label.llm.max_clusters": "'Label at most this many clusters'",
+}
+_SET_EXAMPLE = re.compile(r"\s*\((?:e\.g\. )?--set [^)]*\)")
+_SET_FLAG = re.compile(r"--set ([\w.]+)=\S*")
+
+
 def app_hint(hint: str) -> str:
-    """The pipeline's advice in the app's words: a visitor has no --cache-dir or --set."""
+    """The pipeline's advice in the app's words: a visitor has no --cache-dir or --set, but the
+    sidebar's controls ("set cluster.min_cluster_size to ..." -> "set 'Min cluster size' to ...")."""
     if "--cache-dir" in hint or "CLUSTERLAB_CACHE_DIR" in hint:
         return (
             "delete datasets you no longer need (sidebar); if it persists, tell the person running "
             "Clusterlab that the server's disk is full or its data folder cannot be written"
         )
+    hint = _SET_EXAMPLE.sub("", hint)
+    hint = _SET_FLAG.sub(lambda m: CONTROLS.get(m.group(1), m.group(1)), hint)
+    for key in sorted(CONTROLS, key=len, reverse=True):
+        hint = re.sub(rf"(?<![\w.']){re.escape(key)}(?![\w])", CONTROLS[key], hint)
     return hint
 
 

@@ -76,10 +76,14 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
     size_max, samples_max = slider_bounds(n_texts)
     if "min_cluster_size" in uses:
         get("cluster.min_cluster_size", cluster.min_cluster_size)
-        values["cluster.min_cluster_size"] = st.slider(
+        # only values the pipeline takes: 0 (automatic) or 2 and more (a cluster of 1 is no cluster)
+        sizes = [0, *range(2, size_max + 1)]
+        chosen = int(st.session_state.get("set:cluster.min_cluster_size") or 0)
+        if chosen not in sizes:  # saved by an older version, or for a larger dataset
+            st.session_state["set:cluster.min_cluster_size"] = min(max(chosen, 2), size_max)
+        values["cluster.min_cluster_size"] = st.select_slider(
             "Min cluster size (0 = automatic)",
-            0,
-            size_max,
+            sizes,
             key="set:cluster.min_cluster_size",
             help="the smallest group of texts that counts as a cluster; larger = fewer, bigger clusters",
         )

@@ -97,12 +97,12 @@ def test_the_app_offers_it_with_its_number_and_without_hdbscans_controls(app):
     at.switch_page("pages/explore.py").run()
     method = at.radio(key="set:cluster.algorithm")
     assert list(method.options) == [c.label for c in CLUSTERERS.values()]
-    assert "set:cluster.min_cluster_size" in [s.key for s in at.slider]
+    assert "set:cluster.min_cluster_size" in [s.key for s in at.select_slider]
     app.calls.clear()
     method.set_value("agglomerative").run()
     at.slider(key="set:cluster.n_clusters").set_value(4).run()
     assert_healthy(at)
     assert app.calls == ["cluster", "label", "cluster", "label"]  # embeddings and reduction cached
     assert metrics(at)["Clusters"] == "4" and metrics(at)["Unclustered"] == "0%"
-    shown = [s.key for s in at.slider] + [n.key for n in at.number_input] + [c.key for c in at.checkbox]
+    shown = [s.key for s in [*at.slider, *at.select_slider, *at.number_input, *at.checkbox]]
     assert not {"set:cluster.min_cluster_size", "set:about_k", "set:cluster.assign_outliers"} & set(shown)
