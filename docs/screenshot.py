@@ -4,8 +4,7 @@
 
 Starts the app with fresh workspace and cache folders (tests/browser.py, as the end-to-end
 tests do), clicks "Try the sample", clusters it, opens Explore and saves the whole page at
-1400 px wide. Needs Chromium at /usr/bin/chromium (``apt-get install chromium``); colour
-emoji in the page icons need ``fonts-noto-color-emoji``.
+1400 px wide. Needs Chromium at /usr/bin/chromium (``apt-get install chromium``).
 """
 
 from __future__ import annotations
