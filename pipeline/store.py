@@ -291,8 +291,8 @@ class Workspace:
         used = self.usage_bytes()
         if used + needed > self.quota_bytes:
             raise InputError(
-                f"{what} needs about {_size(needed)} more, and this workspace already uses "
-                f"{_size(used)} of its {_size(self.quota_bytes)}",
+                f"{what} needs about {size_text(needed)} more, and this workspace already uses "
+                f"{size_text(used)} of its {size_text(self.quota_bytes)}",
                 hint="delete datasets you no longer need (sidebar: Delete the open dataset), or ask "
                 "the person running Clusterlab to raise workspace_quota_gb",
                 stage="workspace",
@@ -409,10 +409,6 @@ def _folder_bytes(path: Path) -> int:
 
 def size_text(n: float) -> str:
     """``1.2 GB``, ``340.0 MB``, ``12 bytes``."""
-    return _size(n)
-
-
-def _size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"

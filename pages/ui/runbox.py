@@ -101,7 +101,7 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
             lines[stage].text(f"○ {STAGE_TITLES[stage]}: waiting")
         try:
             table = ws.table(dataset_id)
-            check_run_quota(ws, dataset_id, table)
+            ws.check_run_quota(dataset_id, len(table.frame))
             access = llm_access(runtime(), config.label.llm.base_url)
             events = pipeline.stream(table, config, cache_dir=ws.cache_dir(dataset_id), runtime=access)
             for event in events:
@@ -134,10 +134,6 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
     st.session_state["result_key"] = key
     st.session_state["last_events_cached"] = {s.stage: s.cached for s in result.stages}
     return result
-
-
-def check_run_quota(ws: Workspace, dataset_id: str, table: pipeline.Table) -> None:
-    ws.check_run_quota(dataset_id, len(table.frame))
 
 
 def describe(event: pipeline.Event) -> str:

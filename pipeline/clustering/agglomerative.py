@@ -15,12 +15,12 @@ weigh the readouts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import StageError
-from .base import Clusterer, Fit, PieceFn, Points
+from .base import Clusterer, Fit, FixedK, PieceFn, Points
 
 if TYPE_CHECKING:
     from ..config import ClusterParams
@@ -30,15 +30,8 @@ WARD_SAMPLE = 5_000  # points Ward is fitted on, at most (see the module docstri
 
 
 @dataclass(frozen=True)
-class WardFitter:
+class WardFitter(FixedK):
     """Ward with ``k`` clusters on at most ``WARD_SAMPLE`` points (``base.Fitter``)."""
-
-    k: int
-    seed: int
-
-    @property
-    def resolved(self) -> dict[str, Any]:
-        return {"n_clusters": self.k}
 
     def describe(self, n: int) -> str:
         sampled = (
@@ -52,12 +45,6 @@ class WardFitter:
         labels = ward_labels(points.coords, self.k, self.seed)
         info = {"ward_sample": WARD_SAMPLE} if len(points) > WARD_SAMPLE else {}
         return Fit(labels, np.ones(len(points), np.float32), info)
-
-    def recluster(self, points: Points, full: Fit) -> np.ndarray:
-        return ward_labels(points.coords, self.k, self.seed)
-
-    def warnings(self, fit: Fit) -> list[str]:
-        return []
 
 
 def ward_labels(coords: np.ndarray, k: int, seed: int = 0, sample: int | None = None) -> np.ndarray:

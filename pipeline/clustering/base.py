@@ -97,3 +97,22 @@ class Clusterer:
     # bump when its results change: it is part of the cluster stage's VERSION, so cached
     # clusterings are recomputed (joblib does not see code edits)
     version: int = 0
+
+
+@dataclass(frozen=True)
+class FixedK:
+    """What the algorithms told a number of clusters share (``Fitter`` minus ``describe``/``fit``):
+    ``cluster.n_clusters`` as their resolved setting, a re-cluster that fits again, no warnings."""
+
+    k: int
+    seed: int
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return {"n_clusters": self.k}
+
+    def recluster(self, points: Points, full: Fit) -> np.ndarray:
+        return self.fit(points).labels  # type: ignore[attr-defined]
+
+    def warnings(self, fit: Fit) -> list[str]:
+        return []

@@ -153,16 +153,19 @@ def auto_level(
     silhouette = (
         readouts.LevelSilhouettes(coords[sample], full[sample], merges.ids) if len(levels) > 1 else None
     )
-    total = max(weights.sum(), 1e-12)
+    # every point is in a piece: a level's cluster weights are sums of its pieces' weights, so only
+    # the level kept relabels the points
+    total = max(float(merges.sizes.sum()), 1e-12)
     scored = []
     for level in levels:
-        labels = ward.merge_to(full, merges, level)
-        largest = float(np.bincount(labels, weights=weights).max() / total)
-        sil = silhouette(ward.merge_to(merges.ids, merges, level)) if silhouette is not None else None
-        scored.append((level, sil, largest, labels))
+        group_of_piece = ward.merge_to(merges.ids, merges, level)
+        _, group = np.unique(group_of_piece, return_inverse=True)
+        largest = float(np.bincount(group, weights=merges.sizes).max() / total)
+        sil = silhouette(group_of_piece) if silhouette is not None else None
+        scored.append((level, sil, largest))
     fitting = [s for s in scored if s[2] <= LARGEST_SHARE] or scored
-    level, sil, largest, labels = max(fitting, key=lambda s: (-np.inf if s[1] is None else s[1], -s[0]))
-    labels = np.where(noise, -1, labels)
+    level, sil, largest = max(fitting, key=lambda s: (-np.inf if s[1] is None else s[1], -s[0]))
+    labels = np.where(noise, -1, ward.merge_to(full, merges, level))
     strength = np.where(noise, 0.0, share).astype(np.float32)
     return labels, strength, Level(n_pieces, level, sil, largest, len(levels))
 

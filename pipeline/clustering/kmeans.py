@@ -4,11 +4,11 @@ distinct text; every text gets a cluster."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .base import Clusterer, Fit, PieceFn, Points
+from .base import Clusterer, Fit, FixedK, PieceFn, Points
 
 if TYPE_CHECKING:
     from ..config import ClusterParams
@@ -18,15 +18,8 @@ N_INIT = 3  # seeded restarts; the best (lowest inertia) is kept
 
 
 @dataclass(frozen=True)
-class KMeansFitter:
+class KMeansFitter(FixedK):
     """k-means with ``k`` clusters (``base.Fitter``)."""
-
-    k: int
-    seed: int
-
-    @property
-    def resolved(self) -> dict[str, Any]:
-        return {"n_clusters": self.k}
 
     def describe(self, n: int) -> str:
         return f"k-means with {self.k} clusters on {n:,} points"
@@ -37,12 +30,6 @@ class KMeansFitter:
         model = KMeans(n_clusters=min(self.k, len(points)), random_state=self.seed, n_init=N_INIT)
         labels = model.fit_predict(points.coords, sample_weight=points.weights).astype(np.int64)
         return Fit(labels, np.ones(len(points), np.float32))
-
-    def recluster(self, points: Points, full: Fit) -> np.ndarray:
-        return self.fit(points).labels
-
-    def warnings(self, fit: Fit) -> list[str]:
-        return []
 
 
 def setup(
