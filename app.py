@@ -27,5 +27,6 @@ navigation = st.navigation(
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ]
 )
+ui.current_dataset(ws)  # after a reload or a bookmark, the newest: highlighted in the sidebar
 ui.sidebar(ws)
 navigation.run()

@@ -1,4 +1,10 @@
-"""Explore: tune the clustering, see the map, read, rename and merge clusters."""
+"""Explore: tune the clustering, see the map, read, rename and merge clusters.
+
+A setting in the sidebar or an edit (rename, merge, undo) runs the whole page. Everything that
+only reads (the suggestion sweep, the map and its selection, the tree, reading a cluster) is a
+fragment: using it reruns that section alone. Figures and tables are built once per result and
+edit state (``ui.memo``), not on every rerun.
+"""
 
 import numpy as np
 import pandas as pd
@@ -12,11 +18,15 @@ from pipeline.edits import (
     corpus_of,
     current_ids,
     edited_clusters,
+    edited_table,
     merge,
     rename,
     tree_level,
     tree_merges,
 )
+from pipeline.io import csv_bytes
+
+ROWS_SHOWN = 5000  # rows of a cluster or a selection put in the page; the download has them all
 
 ui.require_app()
 ws = ui.workspace()
@@ -48,12 +58,26 @@ if result is None:
 ui.show_llm_estimate(ws, dataset_id, result, values)
 ui.show_label_fallbacks(result)
 
-edits = state.edits
-edited = ui.edited(result, state)
-clusters = edited_clusters(result, edited)
+version = ui.version(result, state)
+edited = ui.memo("edited", version, lambda: ui.edited(result, state))
+clusters = ui.memo(
+    "clusters", version, lambda: edited_clusters(result, edited, cache_dir=ws.cache_dir(dataset_id))
+)
 real = clusters[clusters["id"] >= 0]
+names = dict(zip(clusters["id"].tolist(), clusters["label"], strict=True))
+names_tag = ui.tag(tuple(names.items()))  # widgets listing clusters start fresh when this changes
+
+
+def save_and_rerun(new_state) -> None:
+    """An edit (or its undo) changes what every section shows: save it and run the whole page."""
+    ui.save_state(ws, dataset_id, new_state)
+    st.rerun(scope="app")
+
 
 st.title(f"{len(real)} clusters")
+merged_away = result.n_clusters - len(real)
+if merged_away > 0:
+    st.caption(f"{result.n_clusters} found; your edits merged them into {len(real)}.")
 readouts = result.readouts or {}
 cols = st.columns(6)
 cols[0].metric("Rows", f"{result.corpus.n_rows:,}")
@@ -92,29 +116,34 @@ for outcome in edited.stale:
     st.warning(ui.md_escape(outcome.message))
 
 
+def open_suggestions() -> None:
+    st.session_state["suggest_panel"] = True  # pressing the button keeps its panel open
+
+
+@st.fragment
 def suggest_section() -> None:
     """Sweep HDBSCAN settings on the cached reduction; Apply puts the pick into the sidebar."""
     key = (dataset_id, result.keys.get("projection", ""))
     stored = st.session_state.get("suggestion")
-    suggestion = stored[1] if stored is not None and stored[0] == key else None
-    with st.expander("Suggest clustering settings", expanded=stored is not None and stored[0] == key):
+    panel = st.expander("Suggest clustering settings", key="suggest_panel", on_change="rerun")
+    with panel:
         st.caption(
             "Tries several min cluster sizes on the current reduction and recommends one by "
             "stability, separation and unclustered share: a starting point, not ground truth."
         )
-        if st.button("Suggest settings", key="suggest"):
-            suggestion = None
+        if st.button("Suggest settings", key="suggest", on_click=open_suggestions):
             with st.spinner("Trying settings on the current reduction…"):
                 try:
-                    suggestion = suggest_settings(
+                    found = suggest_settings(
                         result.projection, weights=result.corpus.counts, vectors=result.embeddings.vectors
                     )
                 except Exception:  # a sweep never costs the results
                     ui.log.exception("suggest_settings failed")
-            st.session_state["suggestion"] = (key, suggestion)
-            stored = st.session_state["suggestion"]
+                    found = None
+            stored = st.session_state["suggestion"] = (key, found)
         if stored is None or stored[0] != key:
             return
+        suggestion = stored[1]
         if suggestion is None:
             st.warning("No setting could be tried on these texts; there may be too few of them to cluster.")
             return
@@ -141,28 +170,98 @@ def suggest_section() -> None:
             st.caption(
                 f"'About {values[ui.ABOUT_K]} clusters' stays on; set it to 0 to see HDBSCAN's own count."
             )
-        st.button(
+        if st.button(
             f"Apply: min cluster size {size}, min samples {samples}",
             key="apply_suggestion",
-            on_click=ui.apply_suggestion,
-            args=(suggestion, info.rows),
             help="sets the sidebar's sliders; only clustering and naming run again",
+        ):
+            ui.apply_suggestion(suggestion, info.rows)
+            st.rerun(scope="app")
+
+
+def selection_panel(texts: np.ndarray) -> None:
+    """What a map selection holds: its rows with their clusters, counted per cluster; read a
+    cluster of it or download the rows."""
+    index = result.corpus.row_to_unique
+    rows = np.flatnonzero(np.isin(index, texts))
+    table = ui.memo("table", version, lambda: edited_table(result, edited))
+    picked = table.iloc[rows]
+    per_cluster = (
+        picked.groupby("cluster_id", dropna=False).size().sort_values(ascending=False).rename("rows selected")
+    )
+    st.text(
+        f"{len(texts):,} texts selected ({len(rows):,} rows) in {len(per_cluster)} "
+        f"cluster{'s' if len(per_cluster) != 1 else ''}"
+    )
+    counts = per_cluster.reset_index()
+    counts.insert(1, "cluster", [names.get(int(c), str(c)) for c in counts["cluster_id"]])
+    left, right = st.columns([2, 1])
+    left.dataframe(counts, hide_index=True, width="stretch", key="selection_counts")
+    top = int(counts["cluster_id"].iloc[0])
+    if right.button(
+        f"Read cluster {top}", key="read_selected", help="the cluster most of the selection is in"
+    ):
+        st.session_state["reading"] = top
+        st.rerun(scope="app")
+    ui.download(
+        right,
+        "Download the selected rows (CSV)",
+        lambda: csv_bytes(picked),
+        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_selection.csv",
+        "text/csv",
+        "dl_selection",
+    )
+    shown = picked.iloc[:ROWS_SHOWN]
+    if len(picked) > ROWS_SHOWN:
+        st.caption(f"The first {ROWS_SHOWN:,} of {len(picked):,} rows; the download has them all.")
+    st.dataframe(shown, hide_index=True, width="stretch", key="selection_rows")
+
+
+def map_view() -> None:
+    points = ui.memo(
+        "map_points", version, lambda: plots.map_frame(result, labels=edited.labels, names=edited.names)
+    )
+    try:
+        figure = ui.memo("map", version, lambda: plots.map_figure(result, points=points))
+        event = st.plotly_chart(
+            figure, width="stretch", on_select="rerun", key="map", selection_mode=("points", "box", "lasso")
         )
+    except Exception:  # a chart never costs the results
+        ui.log.exception("map failed")
+        st.warning("The map could not be drawn; the table and downloads below are unaffected.")
+        return
+    st.caption("Drag a box (or pick the lasso in the chart's toolbar) to read the texts in an area.")
+    selection = event.get("selection") if isinstance(event, dict) else getattr(event, "selection", None)
+    texts = plots.selected_texts((selection or {}).get("points", []), plots.trace_members(points[0]))
+    if texts.size:
+        selection_panel(texts)
 
 
-def tree_section() -> None:
+def sizes_view() -> None:
+    try:
+        figure = ui.memo("sizes", version, lambda: plots.sizes_figure(result, clusters))
+        st.plotly_chart(figure, width="stretch", key="sizes")
+    except Exception:
+        ui.log.exception("sizes chart failed")
+        st.warning("The size chart could not be drawn; the results are unaffected.")
+
+
+def tree_view() -> None:
     """The hierarchy above the clusters, and merging the clusters of one of its levels."""
     n = result.tree.n_clusters
     if n < 2:
         st.info("The cluster tree needs two or more clusters.")
         return
     now = current_ids(result, edited)
-    names = {c: edited.names.get(e, str(e)) for c, e in now.items()}
+    tree_names = {c: edited.names.get(e, str(e)) for c, e in now.items()}
     kind = st.radio(
         "Chart", ["icicle", "sunburst"], horizontal=True, key="tree_kind", format_func=str.capitalize
     )
     try:
-        st.plotly_chart(plots.tree_figure(result, kind=kind, names=names), width="stretch", key="tree")
+        figure = ui.memo(
+            "tree", (version, kind), lambda: plots.tree_figure(result, kind=kind, names=tree_names)
+        )
+        st.plotly_chart(figure, width="stretch", key="tree")
     except Exception:
         ui.log.exception("tree chart failed")
         st.warning("The tree could not be drawn; the results are unaffected.")
@@ -195,112 +294,142 @@ def tree_section() -> None:
     if st.button(
         f"Merge into these {len(groups)} groups",
         key="tree_merge",
-        help="one merge per group of two or more clusters; Undo in the edit log takes them all back",
+        help="one merge per group of two or more clusters; the edit log takes them back as one",
     ):
         try:
-            ui.save_state(ws, dataset_id, state.with_edits(tree_merges(result, edited, groups)))
-            st.rerun()
+            save_and_rerun(state.with_edits(tree_merges(result, edited, groups)))
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
+
+
+VIEWS = {"Map": map_view, "Cluster sizes": sizes_view, "Cluster tree": tree_view}
+
+
+@st.fragment
+def views_section() -> None:
+    """Only the open tab is drawn: switching tabs or selecting on the map reruns this section."""
+    tabs = st.tabs(list(VIEWS), key="view_tab", on_change="rerun")
+    for tab, view in zip(tabs, VIEWS.values(), strict=True):
+        if tab.open is not False:
+            with tab:
+                view()
+
+
+def clusters_section() -> None:
+    """The cluster table (rename by editing a label) and the merge form."""
+    st.subheader("Clusters")
+    st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
+    table = clusters[["id", "label", "size", "share", "keywords"]].copy()
+    changed = st.data_editor(
+        table,
+        key=f"editor:{names_tag}",
+        hide_index=True,
+        width="stretch",
+        disabled=["id", "size", "share", "keywords"],
+        column_config={"share": st.column_config.NumberColumn(format="percent")},
+    )
+    renamed = [
+        (int(cid), ui.cell_text(new))
+        for cid, old, new in zip(table["id"], table["label"], changed["label"], strict=True)
+        if ui.cell_text(new) != str(old)
+    ]
+    if renamed:  # the unclustered row included: rename() says why it cannot be renamed
+        try:
+            corpus = corpus_of(result)
+            new_edits = [rename(edited.labels, edited.names, cid, label, corpus) for cid, label in renamed]
+            save_and_rerun(state.with_edits(new_edits))
+        except InputError as exc:
+            st.error(ui.md_escape(exc.message))
+
+    # the form's widgets are new whenever the clusters' names change (a merge, an undo): a choice
+    # never outlives the cluster it named
+    with st.form(f"merge:{names_tag}", clear_on_submit=True, border=True):
+        st.write("**Merge clusters**")
+        chosen = st.multiselect(
+            "Clusters to merge",
+            real["id"].tolist(),
+            format_func=lambda c: f"{c}: {names[c]}",
+            key=f"merge_ids:{names_tag}",
+        )
+        new_name = st.text_input("Name of the merged cluster", key=f"merge_name:{names_tag}")
+        if st.form_submit_button("Merge"):
+            try:
+                label = new_name or (names[min(chosen)] if chosen else "")
+                edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
+                save_and_rerun(state.with_edits([edit]))
+            except InputError as exc:
+                st.error(ui.md_escape(exc.message))
+
+
+def edit_log_section() -> None:
+    """Every edit with what became of it; remove any one (the others stay), undo, redo."""
+    if not state.edits and not state.undone:
+        return
+    panel = st.expander("Edit log", key="edit_log", on_change="rerun")
+    with panel:
+        st.caption(
+            f"{len(state.edits)} edit{'s' if len(state.edits) != 1 else ''}, applied in order after "
+            "every run. Removing one re-applies the others."
+        )
+        outcomes = iter(edited.outcomes)
+        for step, edits in state.steps_with_edits():
+            left, right = st.columns([6, 1], vertical_alignment="center")
+            for _ in edits:
+                outcome = next(outcomes)
+                mark = "✓ " if outcome.applied else "✗ "
+                left.text(mark + outcome.message)
+            if right.button("Remove", key=f"remove:{step}:{ui.tag(edits)}", help="take back this edit only"):
+                save_and_rerun(state.remove_step(step))
+        left, middle, right = st.columns(3)
+        if left.button(
+            "Undo last edit", key="undo", disabled=not state.edits, help="a tree merge as a whole"
+        ):
+            save_and_rerun(state.undo())
+        if middle.button(
+            f"Redo ({len(state.undone)})" if state.undone else "Redo",
+            key="redo",
+            disabled=not state.undone,
+            help="put back the edit undone or removed last",
+        ):
+            save_and_rerun(state.redo())
+        if right.button("Clear all edits", key="clear_edits", disabled=not state.edits):
+            save_and_rerun(state.cleared())
+
+
+@st.fragment
+def read_section() -> None:
+    """One cluster's texts. The choice is kept by cluster id; the list is new whenever the names
+    change, so it never shows a name from before an edit."""
+    st.subheader("Read a cluster")
+    ids = clusters["id"].tolist()
+    wanted = st.session_state.get("reading")
+    cid = st.selectbox(
+        "Cluster",
+        ids,
+        index=ids.index(wanted) if wanted in ids else 0,
+        format_func=lambda c: f"{c}: {names[c]}",
+        key=f"inspect:{names_tag}",
+    )
+    st.session_state["reading"] = cid
+    row = clusters.set_index("id").loc[cid]
+    st.text(f"{row['size']:,} rows ({row['share']:.1%}) · keywords: {row['keywords']}")
+    st.write("Most representative texts")
+    st.dataframe(
+        pd.DataFrame({"text": str(row["representative_texts"]).split(" | ")}),
+        hide_index=True,
+        width="stretch",
+        key="read_examples",
+    )
+    index = result.corpus.row_to_unique
+    members = np.flatnonzero((index >= 0) & (edited.labels[np.maximum(index, 0)] == cid))
+    frame = result.corpus.table.frame
+    shown = f"the first {ROWS_SHOWN:,} of " if len(members) > ROWS_SHOWN else "all "
+    st.write(f"{shown.capitalize()}{len(members):,} rows in this cluster")
+    st.dataframe(frame.iloc[members[:ROWS_SHOWN]], hide_index=True, width="stretch", key="read_rows")
 
 
 suggest_section()
-map_tab, sizes_tab, tree_tab = st.tabs(["Map", "Cluster sizes", "Cluster tree"])
-selected_from_map = None
-with map_tab:
-    try:
-        figure = plots.map_figure(result, labels=edited.labels, names=edited.names)
-        event = st.plotly_chart(
-            figure, width="stretch", on_select="rerun", key="map", selection_mode=("points", "box", "lasso")
-        )
-        points = (
-            (event or {}).get("selection", {}).get("points", [])
-            if isinstance(event, dict)
-            else (event.selection.points if event is not None else [])
-        )
-        if points:
-            order = plots.trace_order(edited.labels)
-            picked = [order[p["curve_number"]] for p in points if p.get("curve_number") is not None]
-            if picked:
-                selected_from_map = int(pd.Series(picked).mode().iloc[0])
-    except Exception:  # a chart never costs the results
-        ui.log.exception("map failed")
-        st.warning("The map could not be drawn; the table and downloads below are unaffected.")
-with sizes_tab:
-    try:
-        st.plotly_chart(plots.sizes_figure(result, clusters), width="stretch", key="sizes")
-    except Exception:
-        ui.log.exception("sizes chart failed")
-        st.warning("The size chart could not be drawn; the results are unaffected.")
-with tree_tab:
-    tree_section()
-
-st.subheader("Clusters")
-st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
-table = clusters[["id", "label", "size", "share", "keywords"]].copy()
-changed = st.data_editor(
-    table,
-    key=f"editor:{len(edits)}",
-    hide_index=True,
-    width="stretch",
-    disabled=["id", "size", "share", "keywords"],
-    column_config={"share": st.column_config.NumberColumn(format="percent")},
-)
-renamed = [
-    (int(cid), ui.cell_text(new))
-    for cid, old, new in zip(table["id"], table["label"], changed["label"], strict=True)
-    if ui.cell_text(new) != str(old)
-]
-if renamed:  # the unclustered row included: rename() says why it cannot be renamed
-    try:
-        corpus = corpus_of(result)
-        new_edits = [rename(edited.labels, edited.names, cid, label, corpus) for cid, label in renamed]
-        ui.save_state(ws, dataset_id, state.with_edits(new_edits))
-        st.rerun()
-    except InputError as exc:
-        st.error(ui.md_escape(exc.message))
-
-with st.form("merge", clear_on_submit=True, border=True):
-    st.write("**Merge clusters**")
-    options = real["id"].tolist()
-    names = dict(zip(clusters["id"], clusters["label"], strict=True))
-    chosen = st.multiselect(
-        "Clusters to merge", options, format_func=lambda c: f"{c}: {names[c]}", key="merge_ids"
-    )
-    new_name = st.text_input("Name of the merged cluster", key="merge_name")
-    if st.form_submit_button("Merge"):
-        try:
-            label = new_name or (names[min(chosen)] if chosen else "")
-            edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
-            ui.save_state(ws, dataset_id, state.with_edits([edit]))
-            st.rerun()
-        except InputError as exc:
-            st.error(ui.md_escape(exc.message))
-
-if edits:
-    with st.expander(f"Edit log ({len(edits)})"):
-        for outcome in edited.outcomes:
-            st.text(("✓ " if outcome.applied else "✗ ") + outcome.message)
-        left, right = st.columns(2)
-        if left.button("Undo last edit", key="undo", help="a tree merge is taken back as a whole"):
-            ui.save_state(ws, dataset_id, state.undo())
-            st.rerun()
-        if right.button("Clear all edits", key="clear_edits"):
-            ui.save_state(ws, dataset_id, state.cleared())
-            st.rerun()
-
-st.subheader("Read a cluster")
-ids = clusters["id"].tolist()
-default = ids.index(selected_from_map) if selected_from_map in ids else 0
-cid = st.selectbox("Cluster", ids, index=default, format_func=lambda c: f"{c}: {names[c]}", key="inspect")
-row = clusters.set_index("id").loc[cid]
-st.text(f"{row['size']:,} rows ({row['share']:.1%}) · keywords: {row['keywords']}")
-st.write("Most representative texts")
-st.dataframe(
-    pd.DataFrame({"text": str(row["representative_texts"]).split(" | ")}), hide_index=True, width="stretch"
-)
-members = np.flatnonzero(edited.labels[np.maximum(result.corpus.row_to_unique, 0)] == cid)
-members = members[result.corpus.row_to_unique[members] >= 0]
-frame = result.corpus.table.frame
-st.write(f"All {len(members):,} rows in this cluster")
-st.dataframe(frame.iloc[members[:5000]], hide_index=True, width="stretch")
+views_section()
+clusters_section()
+edit_log_section()
+read_section()

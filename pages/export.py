@@ -3,7 +3,6 @@
 import streamlit as st
 
 from pages import ui
-from pipeline import InputError
 from pipeline.edits import clusters_with_parents, edited_clusters, edited_table
 from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 
@@ -19,7 +18,9 @@ if dataset_id is None or result is None:
 
 edited = ui.edited(result, state)
 table = edited_table(result, edited)
-clusters = clusters_with_parents(result, edited, edited_clusters(result, edited))
+clusters = clusters_with_parents(
+    result, edited, edited_clusters(result, edited, cache_dir=ws.cache_dir(dataset_id))
+)
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
 stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"
@@ -29,41 +30,44 @@ st.text(f"{len(table):,} rows, {len(table.columns)} columns; {int((clusters['id'
 st.caption("CSV and Excel files are spreadsheet-safe: cells that start like a formula get a leading '.")
 for note in result.output_notes:  # e.g. an input column named cluster_id, renamed
     st.text(f"Note: {note}")
+# Each file is built when its button is clicked (a deferred download), not when the page opens:
+# an Excel file of 50,000 rows takes seconds, and most visits download one file or none
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 cols = st.columns(3)
-cols[0].download_button("Table as CSV", csv_bytes(table), f"{stem}_clusters.csv", "text/csv", key="dl_csv")
+ui.download(cols[0], "Table as CSV", lambda: csv_bytes(table), f"{stem}_clusters.csv", "text/csv", "dl_csv")
 if len(table) > ui.EXCEL_IN_APP_ROWS:
     cols[1].info(
         f"Excel here is for tables up to {ui.EXCEL_IN_APP_ROWS:,} rows; this one has {len(table):,}. "
         "Download CSV (Excel opens it) or Parquet."
     )
 else:
-    try:
-        cols[1].download_button(
-            "Table as Excel",
-            excel_bytes(table),
-            f"{stem}_clusters.xlsx",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            key="dl_xlsx",
-        )
-    except InputError as exc:
-        cols[1].warning(ui.md_escape(exc.message))
-cols[2].download_button(
+    ui.download(
+        cols[1], "Table as Excel", lambda: excel_bytes(table), f"{stem}_clusters.xlsx", XLSX, "dl_xlsx"
+    )
+ui.download(
+    cols[2],
     "Table as Parquet",
-    parquet_bytes(table),
+    lambda: parquet_bytes(table),
     f"{stem}_clusters.parquet",
     "application/octet-stream",
-    key="dl_parquet",
+    "dl_parquet",
 )
 cols = st.columns(3)
-cols[0].download_button(
-    "Cluster summary (CSV)", csv_bytes(clusters), f"{stem}_summary.csv", "text/csv", key="dl_summary"
+ui.download(
+    cols[0],
+    "Cluster summary (CSV)",
+    lambda: csv_bytes(clusters),
+    f"{stem}_summary.csv",
+    "text/csv",
+    "dl_summary",
 )
-cols[1].download_button(
+ui.download(
+    cols[1],
     "Run manifest (JSON)",
-    manifest_bytes(manifest),
+    lambda: manifest_bytes(manifest),
     f"{stem}_manifest.json",
     "application/json",
-    key="dl_manifest",
+    "dl_manifest",
 )
 st.subheader("Preview")
 st.dataframe(table.head(100), hide_index=True, width="stretch")

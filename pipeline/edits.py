@@ -1,27 +1,46 @@
 """The analyst's edits (rename, merge) as a log applied on top of a pipeline result.
 
 Edits name clusters by their members (distinct-text indices), never by id, so after a
-re-run with other settings an edit still applies to the cluster that has (mostly) the same
-members, and says plainly when no cluster matches any more. Indices only mean the same
-texts within one corpus (text column and preparation), so an edit remembers its corpus key
-and never applies to another corpus's clusters.
+re-run with other settings an edit still applies to the cluster that has the same members, or
+nearly the same (``MATCH``: says so), and says plainly when no cluster matches any more. Indices
+only mean the same texts within one corpus (text column and preparation), so an edit remembers
+its corpus key and never applies to another corpus's clusters.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from .cache import Cache
+from .context import detached
 from .errors import InputError
 from .result import Result
+from .stages import label as label_stage
 from .types import NOISE_LABEL
 
-MATCH = 0.5  # Jaccard overlap needed to call a cluster "the same" after a re-run
+T = TypeVar("T")
+
+# Jaccard overlap of distinct texts (each text once, however many rows carry it) that makes a
+# cluster "the same" after a re-run: a small slider change that moves a few texts keeps the
+# edit (said to match approximately), a cluster that kept only part of its texts does not
+MATCH = 0.8
 MAX_LABEL = 80
+# Merged clusters' keywords and examples by result and edits, and the word counts per text they
+# are scored on (the label stage's piece), by their keys: the Explore page asks on every rerun,
+# and counting the words of 100,000 texts again takes seconds
+SUMMARIES_KEPT = 8
+PIECES_KEPT = 2
+_SUMMARIES: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+_PIECES: dict[tuple[str, str], Any] = {}
 
 
 def clean_name(text: str) -> str:
@@ -73,6 +92,8 @@ class EditOutcome:
     edit: Edit
     applied: bool
     message: str
+    approximate: bool = False  # applied to a cluster with nearly, not exactly, the edit's texts
+    overlap: float = 1.0  # Jaccard overlap of the match (the best one found, for a stale edit)
 
 
 @dataclass(frozen=True)
@@ -126,19 +147,65 @@ def merge(
     )
 
 
-def _best_match(group: frozenset[int], members: dict[int, frozenset[int]], taken: set[int]) -> int | None:
-    best, best_score = None, 0.0
-    for cid, current in members.items():
-        if cid in taken:
-            continue
-        score = len(group & current) / len(group | current)
-        if score > best_score:
-            best, best_score = cid, score
-    return best if best_score >= MATCH else None
+def _overlaps(group: tuple[int, ...], labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Jaccard overlap of ``group``'s distinct texts with each cluster (index = cluster id)."""
+    members = np.asarray(group, dtype=np.int64)
+    members = members[(members >= 0) & (members < len(labels))]  # indices of another corpus
+    ids = labels[members]
+    inside = np.bincount(ids[ids >= 0], minlength=len(sizes))
+    return inside / np.maximum(len(group) + sizes - inside, 1)
+
+
+def _best(
+    group: tuple[int, ...], labels: np.ndarray, sizes: np.ndarray, taken: set[int]
+) -> tuple[int, float]:
+    """The cluster (not in ``taken``) sharing most of ``group``'s texts and its overlap; (-1, 0.0)
+    when there is none."""
+    scores = _overlaps(group, labels, sizes)
+    scores[list(taken)] = -1.0
+    if not len(scores) or scores.max() <= 0:
+        return -1, 0.0
+    cid = int(np.argmax(scores))
+    return cid, float(scores[cid])
+
+
+def _percent(overlap: float) -> str:
+    # rounded down (less float noise): a match just under MATCH never reads as enough, a near one
+    # never as 100%
+    return f"{int(overlap * 100 + 1e-9)}% of texts in common"
+
+
+def _match(edit: Edit, labels: np.ndarray) -> tuple[list[int], float, bool]:
+    """(the clusters the edit applies to, the weakest overlap, whether the merge's texts are one
+    cluster already); no clusters when nothing matches (the overlap is then the best found).
+
+    Each group is matched to its own cluster; a merge whose groups cannot be (k-means put them
+    into one) is matched as the union of its groups."""
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, dtype=np.int64)
+    matched, weakest = [], 1.0
+    for group in edit.groups:
+        cid, score = _best(group, labels, sizes, {c for c in matched if c >= 0})
+        weakest = min(weakest, score)
+        matched.append(cid)
+    if weakest >= MATCH:
+        return matched, weakest, False
+    if edit.op == "merge":
+        union = tuple(sorted(set().union(*edit.groups)))
+        cid, score = _best(union, labels, sizes, set())
+        if score >= MATCH:
+            return [cid], score, True
+        weakest = max(weakest, score)
+    return [], weakest, False
 
 
 def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], corpus: str = "") -> Edited:
     """Apply edits in order to cluster ids per distinct text; stale edits are reported, not fatal.
+
+    An edit applies to the clusters with exactly its texts, else to those sharing at least ``MATCH``
+    of them; a merge whose texts are one cluster now names that one. The outcome's message says
+    which: "applied: <edit>", "applied (matched approximately: 92% of texts in common): <edit>",
+    "applied (the merged texts are already one cluster[, matched approximately: ...]): <edit>", or
+    "no longer applies: <edit> (no cluster with those texts now: at best 64% of texts in common)".
 
     ``corpus`` is the key of the texts ``labels`` is about: an edit made on other texts (another
     text column or preparation) does not apply, whatever its member indices happen to match."""
@@ -153,35 +220,33 @@ def apply_edits(labels: np.ndarray, names: dict[int, str], edits: list[Edit], co
                     False,
                     f"no longer applies: {edit.describe()} (made on other texts: another text column "
                     "or text preparation)",
+                    overlap=0.0,
                 )
             )
             continue
-        members = _members(labels)
-        taken: set[int] = set()
-        matched = []
-        for group in edit.groups:
-            cid = _best_match(frozenset(group), members, taken)
-            if cid is None:
-                break
-            taken.add(cid)
-            matched.append(cid)
-        if len(matched) < len(edit.groups):
+        matched, overlap, joined = _match(edit, labels)
+        if not matched:
             outcomes.append(
                 EditOutcome(
-                    edit, False, f"no longer applies: {edit.describe()} (no cluster with those texts now)"
+                    edit,
+                    False,
+                    f"no longer applies: {edit.describe()} (no cluster with those texts now: "
+                    f"at best {_percent(overlap)})",
+                    overlap=overlap,
                 )
             )
             continue
-        if edit.op == "merge":
-            target = min(matched)
-            for cid in matched:
-                labels[labels == cid] = target
-                if cid != target:
-                    names.pop(cid, None)
-            names[target] = edit.label
-        else:
-            names[matched[0]] = edit.label
-        outcomes.append(EditOutcome(edit, True, f"applied: {edit.describe()}"))
+        target = min(matched)
+        for cid in matched:
+            labels[labels == cid] = target
+            if cid != target:
+                names.pop(cid, None)
+        names[target] = edit.label
+        approximate = overlap < 1.0
+        how = ["the merged texts are already one cluster"] if joined else []
+        how += [f"matched approximately: {_percent(overlap)}"] if approximate else []
+        said = f" ({', '.join(how)})" if how else ""
+        outcomes.append(EditOutcome(edit, True, f"applied{said}: {edit.describe()}", approximate, overlap))
     names[-1] = NOISE_LABEL
     return Edited(labels, names, outcomes)
 
@@ -205,35 +270,107 @@ def edited_table(result: Result, edited: Edited) -> pd.DataFrame:
     return table
 
 
-def edited_clusters(result: Result, edited: Edited) -> pd.DataFrame:
-    """The cluster summary after the edits: merged clusters add up sizes and keywords."""
+def edited_clusters(
+    result: Result, edited: Edited, cache_dir: str | Path | Cache | None = None
+) -> pd.DataFrame:
+    """The cluster summary after the edits. A merged cluster adds up its clusters' rows and gets
+    keywords and representative texts as the label stage would give a run that found it: keywords
+    scored on all its texts against the other clusters, examples the texts nearest their centre.
+    Every other cluster keeps the run's own.
+
+    ``cache_dir`` is the run's cache, where the label stage keeps the word counts per text; without
+    it they are counted again, once per process and corpus, the first time a merge is shown."""
     base = result.clusters().set_index("id")
     counts = result.corpus.counts
     total = max(int(counts.sum()), 1)
+    raw, first = np.unique(result.clustering.labels, return_index=True)
+    sources: dict[int, list[int]] = {}  # edits move whole clusters: a cluster's first text says where
+    for source, cid in zip(raw.tolist(), edited.labels[first].tolist(), strict=True):
+        sources.setdefault(cid, []).append(source)
+    merged = {cid for cid, from_ in sources.items() if len(from_) > 1}
+    summaries = _merged_summaries(result, edited, merged, cache_dir) if merged else {}
+    sizes = pd.Series(counts).groupby(edited.labels).sum()
     rows = []
-    for cid in sorted(set(edited.labels.tolist()), key=lambda c: (c == -1, c)):
-        members = edited.labels == cid
-        sources = sorted(set(result.clustering.labels[members].tolist()))
-        keywords: list[str] = []
-        for source in sources:
-            for word in str(base.loc[source, "keywords"]).split(", "):
-                if word and word not in keywords:
-                    keywords.append(word)
-        size = int(counts[members].sum())
+    for cid in sorted(sources, key=lambda c: (c == -1, c)):
+        own = sources[cid][0]
+        if cid in merged:
+            keywords, examples = summaries[cid]
+        else:
+            keywords, examples = str(base.loc[own, "keywords"]), str(base.loc[own, "representative_texts"])
+        size = int(sizes[cid])
         rows.append(
             {
                 "id": cid,
                 "label": edited.names.get(cid, str(cid)),
                 "size": size,
                 "share": round(size / total, 4),
-                "keywords": ", ".join(keywords[: max(8, len(sources) * 3)]),
-                "representative_texts": " | ".join(
-                    str(base.loc[s, "representative_texts"]) for s in sources[:3]
-                ),
-                "merged_from": ", ".join(str(s) for s in sources) if len(sources) > 1 else "",
+                "keywords": keywords,
+                "representative_texts": examples,
+                "merged_from": ", ".join(map(str, sources[cid])) if cid in merged else "",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _merged_summaries(
+    result: Result, edited: Edited, merged: set[int], cache_dir: str | Path | Cache | None
+) -> dict[int, tuple[str, str]]:
+    """(keywords, representative texts) of the ``merged`` clusters, from the label stage's own
+    summary of the edited clustering; remembered by the result's labels key and the edits (which
+    decide ``merged``)."""
+    run = result.keys.get("labels")
+    digest = hashlib.sha256(np.ascontiguousarray(edited.labels, dtype=np.int64).tobytes()).hexdigest()
+    if run is not None and (run, digest) in _SUMMARIES:
+        return _SUMMARIES[run, digest]
+    clustering = dataclasses.replace(result.clustering, labels=edited.labels)
+    ctx = detached("label", cache=_Remembered(cache_dir))
+    frame, _ = label_stage.summarise(result.corpus, result.embeddings, clustering, result.config.label, ctx)
+    out = {
+        int(cid): (", ".join(keywords), " | ".join(examples))
+        for cid, keywords, examples in zip(
+            frame["id"], frame["keywords"], frame["representatives"], strict=True
+        )
+        if int(cid) in merged
+    }
+    if run is not None:
+        _keep(_SUMMARIES, (run, digest), out, SUMMARIES_KEPT)
+    return out
+
+
+def _keep(memo: dict, key: Any, value: Any, kept: int) -> None:
+    memo[key] = value
+    while len(memo) > kept:
+        memo.pop(next(iter(memo)))
+
+
+class _Remembered(Cache):
+    """The label stage's pieces kept in this process (``_PIECES``), read from the run's cache
+    when one is given and it has them, else computed (and stored there)."""
+
+    def __init__(self, backing: str | Path | Cache | None):
+        super().__init__(None)
+        self.backing = backing
+
+    def get_or_compute(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], T],
+        on_corrupt: Callable[[str], None] | None = None,
+        keep: Callable[[T], bool] | None = None,
+        mmap: bool = False,
+    ) -> tuple[T, bool]:
+        if (kind, key) in _PIECES:
+            return _PIECES[kind, key], True
+        backing = self.backing
+        if backing is not None and not isinstance(backing, Cache):
+            backing = Cache(backing)
+        if backing is None:
+            value, hit = compute(), False
+        else:
+            value, hit = backing.get_or_compute(kind, key, compute, on_corrupt, keep, mmap)
+        _keep(_PIECES, (kind, key), value, PIECES_KEPT)
+        return value, hit
 
 
 # --- the cluster tree as edits -------------------------------------------------------------------

@@ -57,54 +57,85 @@ def map_frame(
     return points, total
 
 
+def trace_members(points: pd.DataFrame) -> list[np.ndarray]:
+    """For each trace of ``map_figure(points=points)``, the distinct-text index of each of its
+    points, in order: a map selection's (curve_number, point_index) -> the text selected."""
+    ids = points["cluster_id"].to_numpy()
+    index = points.index.to_numpy()
+    return [index[ids == cid] for cid in trace_order(ids)]
+
+
+def selected_texts(points: list[dict], members: list[np.ndarray]) -> np.ndarray:
+    """The distinct texts (sorted, unique) of a map selection's points, as Streamlit reports them
+    ({"curve_number": trace, "point_index": position in the trace, ...}); points that do not
+    belong to this map (a stale selection after the map changed) are left out."""
+    picked = []
+    for point in points:
+        trace, position = point.get("curve_number"), point.get("point_index")
+        if isinstance(trace, int) and isinstance(position, int) and 0 <= trace < len(members):
+            if 0 <= position < len(members[trace]):
+                picked.append(int(members[trace][position]))
+    return np.unique(np.asarray(picked, dtype=np.int64))
+
+
 def map_figure(
     result: Result,
     max_points: int = MAX_MAP_POINTS,
     height: int = 600,
     labels: np.ndarray | None = None,
     names: dict[int, str] | None = None,
+    points: tuple[pd.DataFrame, int] | None = None,
 ):
-    """A WebGL scatter of the 2-D layout, one trace per cluster; unclustered points grey."""
+    """A WebGL scatter of the 2-D layout, one trace per cluster; unclustered points grey.
+
+    ``points`` is ``map_frame(...)``'s answer when the caller has it already. The traces are
+    built as plain dicts and checked once by Plotly's own schema in a test, not on every call
+    (Plotly's validation was most of the time at 10,000 points)."""
     import plotly.graph_objects as go
 
-    points, total = map_frame(result, max_points, labels=labels, names=names)
-    figure = go.Figure()
+    frame, total = points if points is not None else map_frame(result, max_points, labels=labels, names=names)
     palette = _palette()
-    order = trace_order(points["cluster_id"].to_numpy())
-    for position, cid in enumerate(order):
-        part = points[points["cluster_id"] == cid]
-        name = as_plain_text(part["cluster_label"].iloc[0], 40)
-        figure.add_trace(
-            go.Scattergl(
-                x=part["x"],
-                y=part["y"],
-                mode="markers",
-                name=f"{cid}: {name}" if cid != -1 else name,
-                marker={
-                    "size": 5 if len(points) > 5000 else 7,
+    ids = frame["cluster_id"].to_numpy()
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    hover = np.array([as_plain_text(t) for t in frame["text"]], dtype=object)
+    rows = frame["rows"].to_numpy()
+    label_of = dict(zip(ids.tolist(), frame["cluster_label"], strict=True))
+    traces = []
+    for position, (cid, members) in enumerate(zip(trace_order(ids), trace_members(frame), strict=True)):
+        at = frame.index.get_indexer(members)
+        name = as_plain_text(label_of[cid], 40)
+        traces.append(
+            {
+                "type": "scattergl",
+                "x": x[at],
+                "y": y[at],
+                "mode": "markers",
+                "name": f"{cid}: {name}" if cid != -1 else name,
+                "marker": {
+                    "size": 5 if len(frame) > 5000 else 7,
                     "color": NOISE_COLOUR if cid == -1 else palette[position % len(palette)],
                     "opacity": 0.5 if cid == -1 else 0.8,
                 },
-                # user text only ever enters through customdata, escaped; never the template
-                customdata=np.stack(
-                    [part["text"].map(as_plain_text), part["rows"], np.full(len(part), name, dtype=object)],
-                    axis=1,
-                ),
-                hovertemplate="<b>%{customdata[2]}</b><br>%{customdata[0]}<br>rows: %{customdata[1]}<extra></extra>",
-            )
+                # user text only ever enters through text and meta, escaped; never the template
+                "text": hover[at],
+                "customdata": rows[at],
+                "meta": name,
+                "hovertemplate": "<b>%{meta}</b><br>%{text}<br>rows: %{customdata}<extra></extra>",
+            }
         )
     title = "Map of texts (closer = more similar)"
-    if total > len(points):
-        title += f": showing a sample of {len(points):,} of {total:,} points"
-    figure.update_layout(
-        title=title,
-        height=height,
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        legend={"itemsizing": "constant"},
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-    )
-    return figure
+    if total > len(frame):
+        title += f": showing a sample of {len(frame):,} of {total:,} points"
+    layout = {
+        "title": {"text": title},
+        "height": height,
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "legend": {"itemsizing": "constant"},
+        "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+        "dragmode": "select",  # a drag selects texts to read; zoom and pan stay in the toolbar
+    }
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def sizes_figure(result: Result, clusters: pd.DataFrame | None = None):
@@ -220,12 +251,30 @@ def sweep_figure(table: pd.DataFrame):
     best = table.index[table["recommended"]]
     if len(best):
         figure.add_vline(x=list(table.index).index(best[0]), line_dash="dot", annotation_text="recommended")
+    # the right axis holds shares (0..1) and scores (separation runs from -1): its range covers
+    # every value drawn, and its ticks fall on round numbers of their own, not on the left axis'
+    lowest = float(
+        np.nanmin(table[["noise_share", "stability", "separation"]].to_numpy(dtype=float), initial=0.0)
+    )
+    bottom = min(0.0, np.floor(lowest * 10) / 10 - 0.05)
     figure.update_layout(
         title="Settings sweep (min_cluster_size / min_samples)",
         xaxis={"title": "min_cluster_size / min_samples", "type": "category"},
-        yaxis={"title": "clusters"},
-        yaxis2={"title": "share / score", "overlaying": "y", "side": "right", "range": [-0.2, 1.05]},
-        legend={"orientation": "h"},
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis={"title": "clusters", "rangemode": "tozero"},
+        yaxis2={
+            "title": "share / score",
+            "overlaying": "y",
+            "side": "right",
+            "range": [bottom, 1.05],
+            "tickmode": "linear",
+            "tick0": 0.0,
+            "dtick": 0.2 if bottom > -0.45 else 0.5,
+            "tickformat": ".1f",
+            "showgrid": False,
+            "zeroline": True,
+        },
+        # the legend sits above the plot, under the title, clear of both axis titles
+        legend={"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
     )
     return figure

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -157,6 +158,7 @@ class Harness:
     embedder: FakeEmbedder
     calls: list[str] = field(default_factory=list)  # stage functions that computed, in order
     storages: list[MemoryMediaFileStorage] = field(default_factory=list)
+    managers: list[MediaFileManager] = field(default_factory=list)
 
     def open(self, ws: str | None = None) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=60)
@@ -174,8 +176,10 @@ class Harness:
     def downloaded(self, at: AppTest, key: str) -> bytes:
         """The bytes a click on the download button ``key`` gives the browser."""
         (button,) = [b for b in at.get("download_button") if b.key == key]
-        name = button.proto.url.rsplit("/", 1)[-1]
-        return self.storages[-1].get_file(name).content
+        url = button.proto.url
+        if button.proto.deferred_file_id:  # built on click: click it
+            url = self.managers[-1].execute_deferred(button.proto.deferred_file_id)
+        return self.storages[-1].get_file(url.rsplit("/", 1)[-1]).content
 
 
 @pytest.fixture
@@ -200,7 +204,13 @@ def app(monkeypatch, tmp_path) -> Harness:
             super().__init__(*args, **kwargs)
             harness.storages.append(self)
 
+    class RecordingManager(MediaFileManager):  # holds the deferred downloads' callables
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            harness.managers.append(self)
+
     monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    monkeypatch.setattr(app_test_module, "MediaFileManager", RecordingManager)
     monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
     monkeypatch.setattr(PagesManager, "uses_pages_directory", False)
     return harness

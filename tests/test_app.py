@@ -146,8 +146,10 @@ def rename(at: AppTest, row: int, label) -> AppTest:
 
 
 def merge(at: AppTest, ids: list[int], name: str) -> AppTest:
-    at.multiselect(key="merge_ids").set_value(ids)
-    at.text_input(key="merge_name").input(name)
+    (picker,) = [m for m in at.multiselect if m.label == "Clusters to merge"]
+    picker.set_value(ids)
+    (field,) = [t for t in at.text_input if t.label == "Name of the merged cluster"]
+    field.input(name)
     (submit,) = [b for b in at.button if b.label == "Merge"]
     return submit.click().run()
 
@@ -159,6 +161,17 @@ def cluster_table(at: AppTest) -> pd.DataFrame:
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+def expander(at: AppTest, label: str):
+    (panel,) = [e for e in at.get("expander") if e.label == label]
+    return panel
+
+
+def reading(at: AppTest):
+    """The "Read a cluster" choice: (its value, the name it shows for each option)."""
+    (box,) = [b for b in at.selectbox if b.label == "Cluster"]
+    return box
 
 
 # ---------------------------------------------------------------------------- upload
@@ -381,7 +394,8 @@ def test_rename_and_merge_survive_a_rerun_and_say_when_they_no_longer_apply(app)
     stale = warnings(at)
     assert len(stale) == 2
     assert stale[0] == (
-        f"no longer applies: rename '{before['label'][0]}' to 'Money matters' (no cluster with those texts now)"
+        f"no longer applies: rename '{before['label'][0]}' to 'Money matters' (no cluster with those texts "
+        "now: at best 25% of texts in common)"
     )
     assert stale[1].startswith("no longer applies: merge") and "'Accounts & praise'" in stale[1]
     assert "Money matters" not in cluster_table(at)["label"].tolist()
@@ -524,6 +538,22 @@ def test_downloads_hold_every_row_the_cluster_columns_and_the_edits(app):
     assert edit["op"] == "rename" and edit["label"] == "Money matters" and edit["applied"] is True
 
 
+def test_export_builds_a_file_only_when_its_button_is_clicked(app, monkeypatch):
+    built = []
+    for name in ("csv_bytes", "excel_bytes", "parquet_bytes", "manifest_bytes"):
+        original = getattr(pipeline.io, name)
+        monkeypatch.setattr(
+            pipeline.io, name, lambda *a, _f=original, _n=name, **k: built.append(_n) or _f(*a, **k)
+        )
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/export.py").run()
+    assert_healthy(at)
+    assert len(at.get("download_button")) == 5 and built == []  # opening the page builds nothing
+    workbook = openpyxl.load_workbook(io.BytesIO(app.downloaded(at, "dl_xlsx")))
+    assert built == ["excel_bytes"] and workbook.active.max_row == 121
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -659,6 +689,8 @@ def test_a_bookmark_reopens_the_newest_dataset_and_export_loads_it_from_cache(ap
     token = at.query_params["ws"]
     app.calls.clear()
     later = app.open(ws=token)  # a new browser session on the bookmarked link
+    (opened,) = [b for b in later.sidebar.button if (b.key or "").startswith("open:")]
+    assert opened.proto.type == "primary"  # the reopened dataset is the highlighted one
     later.switch_page("pages/export.py").run()
     assert_healthy(later)
     assert {b.key for b in later.get("download_button")} >= {"dl_csv", "dl_xlsx", "dl_parquet"}
@@ -787,8 +819,10 @@ def test_suggest_settings_shows_the_sweep_and_apply_sets_the_sliders(app):
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
     assert not [t for t in texts(at) if t.startswith("Recommended:")]
+    assert not expander(at, "Suggest clustering settings").proto.expanded
     at.button(key="suggest").click().run()
     assert_healthy(at)
+    assert expander(at, "Suggest clustering settings").proto.expanded  # its answer is in view
     (reason,) = [t for t in texts(at) if t.startswith("Recommended:")]
     assert re.search(
         r"min_cluster_size=\d+, min_samples=\d+: 4 clusters, the largest \d+%, 0% unclustered", reason
@@ -836,7 +870,10 @@ def test_cluster_tree_merges_a_level_in_one_step_that_undo_takes_back(app):
     assert_healthy(at)
     n = len(cluster_table(at)) - 1  # the unclustered row
     assert n >= 6
-    assert [c.key for c in at.get("plotly_chart") if c.key == "tree"] == ["tree"]
+    assert [c.key for c in at.get("plotly_chart") if c.key == "tree"] == []  # only the open tab is drawn
+    at.session_state["view_tab"] = "Cluster tree"
+    at.run()
+    assert [c.key for c in at.get("plotly_chart")] == ["tree"]  # neither the map nor the sizes
     assert at.slider(key="tree_level").max == n
 
     # a merge by hand first: the tree merge must compose with it
@@ -864,6 +901,83 @@ def test_cluster_tree_merges_a_level_in_one_step_that_undo_takes_back(app):
     assert len(cluster_table(at)) - 1 == n - 1 and "by hand" in cluster_table(at)["label"].tolist()
     at.button(key="clear_edits").click().run()
     assert len(cluster_table(at)) - 1 == n
+
+
+def test_names_in_lists_follow_edits_and_a_merge_leaves_an_empty_form(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    reading(at).set_value(1).run()
+    rename(at, 1, "Logins")
+    assert_healthy(at)
+    box = reading(at)
+    assert box.value == 1 and box.options[1] == "1: Logins"  # the name now, not the run's
+    assert any(t.startswith("30 rows") for t in texts(at))
+
+    merge(at, [1, 2], "Accounts & praise")
+    assert_healthy(at)
+    (picker,) = [m for m in at.multiselect if m.label == "Clusters to merge"]
+    assert picker.value == [] and picker.options == [
+        "0: " + cluster_table(at)["label"][0],
+        "1: Accounts & praise",
+        "3: " + cluster_table(at)["label"][2],
+    ]
+    assert reading(at).options[1] == "1: Accounts & praise"
+    # the heading, the metric and the note agree on the count after a merge
+    assert at.title[0].value == "3 clusters" and metrics(at)["Clusters"] == "3"
+    assert "4 found; your edits merged them into 3." in [c.value for c in at.caption]
+
+    at.button(key="undo").click().run()  # the merge goes: nothing in the form names it
+    (picker,) = [m for m in at.multiselect if m.label == "Clusters to merge"]
+    assert picker.value == [] and not any("Accounts" in o for o in picker.options + reading(at).options)
+    assert at.title[0].value == "4 clusters"
+
+
+def test_a_merged_cluster_is_described_by_its_own_keywords_and_examples(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    before = cluster_table(at).set_index("id")
+    merge(at, [0, 1], "Money and accounts")
+    table = cluster_table(at).set_index("id")
+    words = table.loc[0, "keywords"].split(", ")
+    first, second = (set(before.loc[c, "keywords"].split(", ")) for c in (0, 1))
+    assert set(words) & first and set(words) & second  # scored on both members' texts
+    assert table.loc[0, "keywords"] != before.loc[0, "keywords"] + ", " + before.loc[1, "keywords"]
+    reading(at).set_value(0).run()
+    (examples,) = [d.value for d in at.dataframe if list(d.value.columns) == ["text"]]
+    assert 1 <= len(examples) <= 5 and examples["text"].is_unique
+
+
+def test_the_edit_log_takes_back_any_one_edit_and_redoes_it_without_closing(app):
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    rename(at, 0, "Money")
+    merge(at, [1, 2], "Accounts")
+    rename(at, 2, "Crashes")
+    at.session_state["edit_log"] = True  # the user opens the log
+    at.run()
+    assert expander(at, "Edit log").proto.expanded
+    removes = [b for b in at.button if (b.key or "").startswith("remove:")]
+    assert len(removes) == 3
+    removes[1].click().run()  # the merge only
+    assert_healthy(at)
+    labels = cluster_table(at)["label"].tolist()
+    assert "Money" in labels and "Crashes" in labels and "Accounts" not in labels
+    assert at.title[0].value == "4 clusters"
+    assert expander(at, "Edit log").proto.expanded  # still open for the next step
+    redo = at.button(key="redo")
+    assert redo.label == "Redo (1)" and not redo.disabled
+    redo.click().run()
+    assert cluster_table(at)["label"].tolist()[:3] == ["Money", "Accounts", "Crashes"]
+    assert sum(t.startswith("✓ applied") for t in texts(at)) == 3
+    assert at.button(key="redo").disabled
+    # a new edit ends redo, as in any editor
+    at.button(key="undo").click().run()
+    assert "Crashes" not in cluster_table(at)["label"].tolist()
+    rename(at, 0, "Cash")
+    assert at.button(key="redo").disabled
 
 
 def test_the_embedding_backend_is_a_saved_setting_that_embeds_again(app):

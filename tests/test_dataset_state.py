@@ -10,6 +10,15 @@ from pipeline.store import Tokens, Workspace
 
 RENAME = Edit("rename", ((1, 2, 3),), "Billing", ("refund, charged",), "c1")
 MERGE = Edit("merge", ((4, 5), (6,)), "Login", ("a", "b"), "c1")
+TREE = (  # a tree level: one click, two merges
+    Edit("merge", ((7,), (8,)), "Crash + bug", ("crash", "bug"), "c1"),
+    Edit("merge", ((9,), (10,)), "Love + easy", ("love", "easy"), "c1"),
+)
+LAST = Edit("rename", ((11, 12),), "Praise", ("love",), "c1")
+
+
+def three_steps() -> DatasetState:
+    return DatasetState(("comment",)).with_edits([RENAME]).with_edits(TREE).with_edits([LAST])
 
 
 def test_one_click_is_one_undo_step_and_the_rest_of_the_log_stays():
@@ -17,8 +26,43 @@ def test_one_click_is_one_undo_step_and_the_rest_of_the_log_stays():
     assert state.text_column == "comment" and state.steps == (1, 2)
     undone = state.undo()
     assert undone.edits == (RENAME,) and undone.steps == (1,)
-    assert undone.undo().undo() == DatasetState(text_columns=("comment",))
+    emptied = undone.undo().undo()  # nothing left to undo: the second is a no-op
+    assert emptied.edits == () and emptied.steps == () and emptied.text_column == "comment"
     assert state.cleared().edits == () and state.cleared().text_column == "comment"
+
+
+def test_the_log_lists_its_steps_with_their_edits_for_the_page():
+    assert three_steps().steps_with_edits() == [(0, (RENAME,)), (1, TREE), (2, (LAST,))]
+    assert DatasetState().steps_with_edits() == []
+
+
+def test_one_step_can_be_removed_alone_and_redo_puts_it_back_where_it_was():
+    state = three_steps()
+    removed = state.remove_step(1)  # the tree level, both its merges; later edits stay
+    assert removed.edits == (RENAME, LAST) and removed.steps == (1, 1)
+    assert removed.can_redo and removed.redoable == TREE
+    back = removed.redo()  # at its old position: edits apply in order, as they did when made
+    assert back.edits == state.edits and back.steps == state.steps and not back.can_redo
+    assert state.remove_step(3) == state and state.remove_step(-1) == state  # no such step
+
+
+def test_redo_takes_back_the_latest_undo_first_and_a_new_edit_ends_redo():
+    state = three_steps()
+    twice = state.undo().remove_step(0)
+    assert twice.edits == TREE
+    once = twice.redo()
+    assert once.edits == (RENAME, *TREE) and once.redoable == (LAST,)
+    assert once.redo().edits == state.edits and once.redo().redo() == once.redo()  # nothing left
+    after_new = twice.with_edits([MERGE])  # as in any editor: a new edit drops what could be redone
+    assert not after_new.can_redo and after_new.redo() == after_new
+
+
+def test_clearing_the_log_can_be_redone_in_one_click():
+    state = three_steps()
+    cleared = state.cleared()
+    assert cleared.edits == () and cleared.redoable == state.edits
+    assert cleared.redo().edits == state.edits and cleared.redo().steps == state.steps
+    assert DatasetState().cleared() == DatasetState()
 
 
 def test_state_round_trips_through_the_workspace_and_reads_an_older_state_file(tmp_path):
@@ -29,12 +73,22 @@ def test_state_round_trips_through_the_workspace_and_reads_an_older_state_file(t
     state = DatasetState(("comment", "title"), {"cluster.min_cluster_size": 7}).with_edits([RENAME, MERGE])
     ws.save_dataset_state(info.id, state)
     assert ws.dataset_state(info.id) == state
+    # what can be redone survives a reload too (a removed step and a cleared log)
+    state = three_steps().remove_step(1).cleared()
+    ws.save_dataset_state(info.id, state)
+    read = ws.dataset_state(info.id)
+    assert read == state and read.redo().redo().edits == three_steps().edits
     # a state.json from before: one text column, edits as dicts, a damaged entry, no steps
     older = {"text_column": "comment", "settings": {"a": 1}, "edits": [RENAME.to_dict(), {"op": "merge"}]}
     (ws.path / "datasets" / info.id / "state.json").write_text(json.dumps(older))
     read = ws.dataset_state(info.id)
     assert read.text_columns == ("comment",) and read.settings == {"a": 1}
-    assert read.edits == (RENAME,) and read.steps == (1,)
+    assert read.edits == (RENAME,) and read.steps == (1,) and not read.can_redo
+    # a damaged redo entry is dropped, the rest still redoes
+    state = three_steps().undo()
+    data = state.to_dict()
+    data["redo"] = [{"steps": "junk"}, *data["redo"], [1, 2]]
+    assert DatasetState.from_dict(data) == state
 
 
 def test_choosing_another_text_column_keeps_the_others_after_it():

@@ -3,11 +3,14 @@ after a re-run, stale edits, tree merges and parent ids. The app's pages only ca
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import InputError, Table
+from pipeline import edits as edits_module
 from pipeline.edits import (
     MAX_LABEL,
     Edit,
@@ -26,18 +29,22 @@ from pipeline.edits import (
     tree_level,
     tree_merges,
 )
+from pipeline.stages import label as label_stage
 from pipeline.types import NOISE_LABEL
-from tests.conftest import FakeEmbedder, config_for, run_collect, topic_texts
+from tests.conftest import TOPICS, FakeEmbedder, config_for, count_calls, run_collect, topic_texts
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def run_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def result(run_cache):
     """Four topics of 30 texts (tests/conftest.py), two rows without text: four clusters."""
     texts, _ = topic_texts()
     frame = pd.DataFrame({"comment": [*texts, "", None]})
-    run, _ = run_collect(
-        Table.from_frame(frame), config_for(), tmp_path_factory.mktemp("cache"), FakeEmbedder()
-    )
+    run, _ = run_collect(Table.from_frame(frame), config_for(), run_cache, FakeEmbedder())
     assert run.n_clusters == 4
     return run
 
@@ -147,11 +154,95 @@ def test_an_edit_whose_cluster_is_gone_is_reported_stale_and_the_rest_still_appl
     edited = apply_edits(split, {c: str(c) for c in range(6)}, edits, corpus)
     stale, kept = edited.outcomes
     assert not stale.applied and edited.stale == [stale]
-    assert (
-        stale.message == f"no longer applies: rename '{names[0]}' to 'Gone' (no cluster with those texts now)"
+    best = (len(members) - 2 * third) / len(members)  # what is left of cluster 0
+    assert stale.message == (
+        f"no longer applies: rename '{names[0]}' to 'Gone' "
+        f"(no cluster with those texts now: at best {int(best * 100)}% of texts in common)"
     )
     assert kept.applied and edited.names[1] == "Kept"
     assert "Gone" not in edited.names.values()
+
+
+def test_a_rename_follows_a_cluster_that_kept_most_of_its_texts_and_says_it_matched_approximately(result):
+    """A small slider change moves a few texts: the name follows, marked as an approximate match."""
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    edit = rename(labels, names, 0, "Billing", corpus)
+    rerun = labels.copy()
+    members = np.flatnonzero(labels == 0)
+    rerun[members[:3]] = 1  # three of its texts went to a neighbour
+    edited = apply_edits(rerun, {c: f"new {c}" for c in range(4)}, [edit], corpus)
+    (outcome,) = edited.outcomes
+    share = int(100 * (len(members) - 3) / len(members))
+    assert outcome.applied and outcome.approximate and edited.names[0] == "Billing"
+    assert outcome.message == (
+        f"applied (matched approximately: {share}% of texts in common): rename '{names[0]}' to 'Billing'"
+    )
+    exact = apply_edits(labels, names, [edit], corpus).outcomes[0]
+    assert exact.applied and not exact.approximate and exact.message.startswith("applied: ")
+
+
+def test_a_name_does_not_follow_a_cluster_that_kept_only_part_of_its_texts(result):
+    """Deliberately stricter than before (a Jaccard overlap of 0.5 used to be enough): a cluster that
+    lost 40% of its texts is not silently given the old name; the message says how close it came."""
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    edit = rename(labels, names, 0, "Billing", corpus)
+    rerun = labels.copy()
+    members = np.flatnonzero(labels == 0)
+    moved = int(len(members) * 0.4)
+    rerun[members[:moved]] = 2
+    edited = apply_edits(rerun, {c: f"new {c}" for c in range(4)}, [edit], corpus)
+    (outcome,) = edited.stale
+    share = int(100 * (len(members) - moved) / len(members))
+    assert outcome.message == (
+        f"no longer applies: rename '{names[0]}' to 'Billing' "
+        f"(no cluster with those texts now: at best {share}% of texts in common)"
+    )
+    assert "Billing" not in edited.names.values()
+
+
+def test_a_merge_applies_to_the_one_cluster_that_now_holds_its_texts(result):
+    """Bug 7: k-means put the merged texts (and a few more) into one cluster: the merge names it."""
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    edit = merge(labels, names, [1, 3], "Accounts and apps", corpus)
+    rerun = relabelled(labels, {0: 1, 1: 0, 2: 2, 3: 0})  # 1 and 3 are one cluster now
+    extra = np.flatnonzero(labels == 0)[:5]
+    rerun[extra] = 0  # with five texts of another one
+    edited = apply_edits(rerun, {0: "k0", 1: "k1", 2: "k2"}, [edit], corpus)
+    (outcome,) = edited.outcomes
+    together = int((labels == 1).sum() + (labels == 3).sum())
+    share = int(100 * together / (together + 5))
+    assert outcome.applied and outcome.approximate
+    assert outcome.message == (
+        f"applied (the merged texts are already one cluster, matched approximately: {share}% of texts "
+        f"in common): merge {names[1]!r}, {names[3]!r} into 'Accounts and apps'"
+    )
+    assert edited.names[0] == "Accounts and apps" and edited.names[1] == "k1"
+    np.testing.assert_array_equal(edited.labels, rerun)  # nothing to move: already one cluster
+
+    exactly = relabelled(labels, {3: 1})
+    outcome = apply_edits(exactly, {0: "k0", 1: "k1", 2: "k2"}, [edit], corpus).outcomes[0]
+    assert outcome.applied and not outcome.approximate
+    assert outcome.message == (
+        f"applied (the merged texts are already one cluster): merge {names[1]!r}, {names[3]!r} "
+        "into 'Accounts and apps'"
+    )
+
+
+def test_a_merge_whose_texts_scattered_is_stale_and_says_how_close_it_came(result):
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    edit = merge(labels, names, [1, 3], "Accounts and apps", corpus)
+    rerun = labels.copy()
+    members = np.flatnonzero(labels == 3)
+    half = len(members) // 2
+    rerun[members[:half]] = 0  # half of cluster 3 went elsewhere: neither it nor the union matches
+    edited = apply_edits(rerun, {c: str(c) for c in range(4)}, [edit], corpus)
+    (outcome,) = edited.stale
+    share = int(100 * (len(members) - half) / len(members))  # cluster 3 now, the closest to its old self
+    assert outcome.message == (
+        f"no longer applies: merge {names[1]!r}, {names[3]!r} into 'Accounts and apps' "
+        f"(no cluster with those texts now: at best {share}% of texts in common)"
+    )
+    assert not outcome.approximate and "Accounts and apps" not in edited.names.values()
 
 
 def test_an_edit_made_on_other_texts_never_applies_whatever_its_indices_match(result):
@@ -163,6 +254,58 @@ def test_an_edit_made_on_other_texts_never_applies_whatever_its_indices_match(re
     assert edited.names[0] == names[0]
     older = Edit("rename", edit.groups, "From an older log", edit.was, corpus="")
     assert apply_edits(labels, names, [older], corpus_of(result)).outcomes[0].applied
+
+
+def topic_of(keywords: str) -> str:
+    """The topic of tests/conftest.py whose words a cluster's keywords are."""
+    (topic,) = {t for t, words in TOPICS.items() if keywords.split(", ")[0] in words}
+    return topic
+
+
+def test_a_merged_cluster_gets_keywords_and_examples_as_if_the_run_had_found_it(result):
+    """Bug 6: keywords scored on the merged texts (against the other clusters), examples chosen
+    among all of them; the clusters no merge touched keep theirs."""
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    before = result.clusters().set_index("id")
+    edited = apply_edits(labels, names, [merge(labels, names, [0, 2], "Money and praise", corpus)], corpus)
+    summary = edited_clusters(result, edited).set_index("id")
+    params = result.config.label
+
+    keywords = summary.loc[0, "keywords"].split(", ")
+    assert len(keywords) == params.n_keywords  # as many as any cluster shows
+    topics = {topic_of(before.loc[0, "keywords"]), topic_of(before.loc[2, "keywords"])}
+    assert {t for t, words in TOPICS.items() for k in keywords if k in words} == topics  # from both
+    examples = summary.loc[0, "representative_texts"].split(" | ")
+    members = set(result.corpus.texts[edited.labels == 0])
+    assert len(examples) == len(set(examples)) == params.n_representatives and set(examples) <= members
+
+    # the same as the label stage gives a clustering in which the two are one cluster
+    one = label_stage.label(
+        result.corpus, result.embeddings, dataclasses.replace(result.clustering, labels=edited.labels), params
+    ).clusters.set_index("id")
+    assert keywords == one.loc[0, "keywords"] and examples == one.loc[0, "representatives"]
+    for untouched in (1, 3):
+        assert summary.loc[untouched, "keywords"] == before.loc[untouched, "keywords"]
+        assert summary.loc[untouched, "representative_texts"] == before.loc[untouched, "representative_texts"]
+
+
+def test_merged_clusters_are_summarised_once_per_edit_log_with_the_runs_word_counts(
+    result, run_cache, monkeypatch
+):
+    """The Explore page asks for the summary on every rerun: only a new edit log scores again, and
+    with the run's cache the words are not counted again either."""
+    labels, names, corpus = result.clustering.labels, names_of(result), corpus_of(result)
+    for memo in ("_SUMMARIES", "_PIECES"):  # as in a fresh process, whatever other tests showed
+        monkeypatch.setattr(edits_module, memo, {})
+    scorings = count_calls(monkeypatch, label_stage, "summarise")
+    countings = count_calls(monkeypatch, label_stage, "_vectorize")
+    renamed = apply_edits(labels, names, [rename(labels, names, 1, "Only a name", corpus)], corpus)
+    edited_clusters(result, renamed)
+    assert scorings == []  # no merge: nothing to score
+    edited = apply_edits(labels, names, [merge(labels, names, [1, 3], "Logins and crashes", corpus)], corpus)
+    first = edited_clusters(result, edited, cache_dir=run_cache)
+    pd.testing.assert_frame_equal(edited_clusters(result, edited), first)
+    assert len(scorings) == 1 and countings == []
 
 
 def test_the_edited_table_keeps_every_row_and_the_raw_cluster_ids(result):

@@ -13,6 +13,7 @@ patches a helper patches the module that looks it up (``runbox.runtime``, not ``
 which is why those hooks are not re-exported here.
 """
 
+from .downloads import download
 from .runbox import (
     STAGE_TITLES,
     STAGES,
@@ -22,7 +23,7 @@ from .runbox import (
     show_llm_estimate,
 )
 from .session import current_dataset, operator, require_app, select_dataset, sidebar, workspace
-from .state import dataset_state, edited, save_settings, save_state, text_column
+from .state import dataset_state, edited, memo, save_settings, save_state, tag, text_column, version
 from .text import cell_text, md_escape, show_error
 from .widgets import (
     ABOUT_K,
@@ -52,11 +53,13 @@ __all__ = [
     "cell_text",
     "current_dataset",
     "dataset_state",
+    "download",
     "edited",
     "fix_large_cluster",
     "llm_widgets",
     "log",
     "md_escape",
+    "memo",
     "operator",
     "require_app",
     "run_with_status",
@@ -69,6 +72,8 @@ __all__ = [
     "show_label_fallbacks",
     "show_llm_estimate",
     "sidebar",
+    "tag",
     "text_column",
+    "version",
     "workspace",
 ]

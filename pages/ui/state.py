@@ -7,12 +7,17 @@ atomic write live in the library (``pipeline/dataset_state.py``, ``Workspace``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
 
 import pipeline
 from pipeline.dataset_state import DatasetState
 from pipeline.edits import Edited, edited_from_result
 from pipeline.store import Workspace
+
+T = TypeVar("T")
 
 
 def dataset_state(ws: Workspace, dataset_id: str) -> DatasetState:
@@ -42,3 +47,26 @@ def text_column(ws: Workspace, dataset_id: str, state: DatasetState) -> str | No
 def edited(result: pipeline.Result, state: DatasetState) -> Edited:
     """The result with the dataset's edit log applied."""
     return edited_from_result(result, list(state.edits))
+
+
+def memo(name: str, key: Any, build: Callable[[], T]) -> T:
+    """``build()`` once per ``key`` in this browser session: the page's figures and tables are
+    computed once per result and edit state, not on every rerun. One value is kept per ``name``."""
+    held = st.session_state.setdefault("memo", {})
+    if name in held and held[name][0] == key:
+        return held[name][1]
+    value = build()
+    held[name] = (key, value)
+    return value
+
+
+def version(result: pipeline.Result, state: DatasetState) -> tuple:
+    """What the page's derived figures and tables depend on: the result's stage keys and the
+    edit log (an Edit is immutable and compares by value)."""
+    return tuple(sorted(result.keys.items())), state.edits
+
+
+def tag(*parts: Any) -> str:
+    """A short stable name for a widget whose choices change with the edits (its key changes,
+    so it starts fresh instead of showing a choice from before: a name or a cluster gone)."""
+    return f"{hash(parts) & 0xFFFFFFFF:08x}"

@@ -60,6 +60,8 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
     page is not shown, so coming back to Explore starts from them, not from defaults."""
     get = functools.partial(_setting, saved=saved or {})
     cluster, reduce = DEFAULTS.cluster, DEFAULTS.reduce
+    for key, value in st.session_state.pop("pending_settings", {}).items():  # e.g. a suggestion applied
+        st.session_state[f"set:{key}"] = value
 
     values: dict[str, Any] = {}
     st.subheader("Clustering")
@@ -209,16 +211,19 @@ def slider_bounds(n_texts: int) -> tuple[int, int]:
 
 
 def apply_suggestion(suggestion: Suggestion, n_texts: int) -> None:
-    """An ``on_click`` callback: put a suggested setting (and its algorithm) into the sidebar.
+    """Put a suggested setting (and its algorithm) into the sidebar on the page's next run.
 
-    Callbacks run before the script, so the widgets are created with the new values (a widget's
-    value cannot be set once it exists in a run)."""
+    The values wait in ``pending_settings`` until ``settings_widgets`` creates the widgets (a
+    widget's value cannot be set once it exists in a run), so this works from a callback and from
+    a fragment that then reruns the whole page."""
     size_max, samples_max = slider_bounds(n_texts)
-    st.session_state["set:cluster.algorithm"] = suggestion.algorithm
     size = int(suggestion.settings.get("cluster.min_cluster_size", DEFAULTS.cluster.min_cluster_size))
     samples = int(suggestion.settings.get("cluster.min_samples", DEFAULTS.cluster.min_samples))
-    st.session_state["set:cluster.min_cluster_size"] = min(size, size_max)
-    st.session_state["set:cluster.min_samples"] = min(samples, samples_max)
+    st.session_state["pending_settings"] = {
+        "cluster.algorithm": suggestion.algorithm,
+        "cluster.min_cluster_size": min(size, size_max),
+        "cluster.min_samples": min(samples, samples_max),
+    }
 
 
 def fix_large_cluster(result: pipeline.Result, n_texts: int) -> None:

@@ -1,0 +1,83 @@
+"""The figures the app and ``--plots`` show: valid for Plotly, user text escaped, and a map
+selection read back as the texts the user dragged over."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from pipeline import Table, plots
+from tests.conftest import config_for, run_collect, topic_texts
+
+HOSTILE = "<img src=x onerror=alert(1)> %{customdata} **x**"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    from tests.conftest import FakeEmbedder
+
+    texts, _ = topic_texts(20)
+    texts[0] = HOSTILE
+    frame = pd.DataFrame({"comment": texts})
+    out, _ = run_collect(
+        Table.from_frame(frame, name="t.csv"),
+        config_for(),
+        tmp_path_factory.mktemp("cache"),
+        FakeEmbedder(),
+    )
+    return out
+
+
+def test_the_map_passes_plotlys_own_validation_and_escapes_user_text(result):
+    figure = plots.map_figure(result)
+    checked = go.Figure(figure.to_dict())  # raises on anything Plotly's schema does not take
+    assert [t.type for t in checked.data] == ["scattergl"] * len(checked.data)
+    assert sum(len(t.x) for t in figure.data) == result.corpus.n_texts
+    spec = json.dumps(figure.to_plotly_json(), default=str)
+    assert "<img" not in spec and "&lt;img src=x onerror=alert(1)&gt;" in spec
+    for trace in checked.data:  # user text only in data fields, never in the template
+        assert trace.hovertemplate == "<b>%{meta}</b><br>%{text}<br>rows: %{customdata}<extra></extra>"
+
+
+def test_a_selection_on_the_map_gives_back_the_texts_under_it(result):
+    points, _ = plots.map_frame(result)
+    figure = plots.map_figure(result, points=(points, len(points)))
+    members = plots.trace_members(points)
+    # what Streamlit reports for two points of the second trace and one of the first
+    chosen = [(1, 0), (1, 2), (0, 1)]
+    reported = [
+        {"curve_number": c, "point_index": i, "x": figure.data[c].x[i], "y": figure.data[c].y[i]}
+        for c, i in chosen
+    ]
+    texts = plots.selected_texts(reported, members)
+    layout = result.projection.layout
+    assert len(texts) == 3
+    for c, i in chosen:  # each selected text sits where its point was drawn
+        (hit,) = [t for t in texts if np.allclose(layout[t], (figure.data[c].x[i], figure.data[c].y[i]))]
+        assert hit in members[c]
+    # a stale selection (from a map with more traces or points) selects nothing, never crashes
+    stale = [{"curve_number": 99, "point_index": 0}, {"curve_number": 0, "point_index": 10**6}, {"x": 1}]
+    assert plots.selected_texts(stale, members).size == 0
+
+
+def test_the_sweep_chart_shows_every_score_and_round_ticks():
+    table = pd.DataFrame(
+        {
+            "min_cluster_size": [5, 10, 20],
+            "min_samples": [5, 10, 20],
+            "clusters": [12, 7, 3],
+            "noise_share": [0.3, 0.2, 0.1],
+            "stability": [0.5, 0.7, 0.9],
+            "separation": [-0.62, -0.1, 0.2],
+            "recommended": [False, True, False],
+        }
+    )
+    layout = plots.sweep_figure(table).layout
+    bottom, top = layout.yaxis2.range
+    assert bottom <= -0.62 and top >= 0.9  # the lowest separation is drawn, not clipped
+    assert layout.yaxis2.tickformat == ".1f" and layout.yaxis2.dtick in (0.2, 0.5)
+    assert layout.legend.yanchor == "bottom" and layout.legend.y >= 1  # above the plot, off the axes
