@@ -221,6 +221,25 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(page.get_by_role("heading", name=re.compile(r"^\d+ clusters$"))).to_be_visible()
         user.assert_no_errors()
 
+        # a box dragged over the map lists the texts under it, with their clusters
+        area = chart.locator(".nsewdrag").first
+        expect(area).to_be_visible()
+        box = area.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+        page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=8)
+        page.mouse.up()
+        picked = page.get_by_text(re.compile(r"^[\d,]+ texts selected \([\d,]+ rows\) in \d+ clusters?$"))
+        expect(picked).to_be_visible()
+        n_texts, n_rows = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+", picked.inner_text())[:2])
+        assert n_texts >= 100, picked.inner_text()
+        with page.expect_download() as download_info:  # the selected rows, all of them
+            page.get_by_role("button", name="Download the selected rows (CSV)").click()
+        selected = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text("utf-8-sig"))))
+        assert len(selected) == n_rows and {"comment", "cluster_id", "cluster_label"} <= set(selected[0])
+        user.assert_no_errors()
+
         user.open("Export")
         button = page.get_by_role("button", name="Table as CSV")
         expect(button).to_be_visible()
