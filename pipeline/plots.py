@@ -78,6 +78,50 @@ def selected_texts(points: list[dict], members: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.asarray(picked, dtype=np.int64))
 
 
+MAX_NAMES = 40  # names written on the map, largest clusters first
+NAME_CHARS = 28
+# the map's size in pixels as the app draws it (width of a wide layout's main column), to keep
+# names from overlapping; a narrower window makes boxes relatively larger, so a margin is kept
+MAP_PIXELS = (1000, 600)
+CHAR_PIXELS, LINE_PIXELS = 7.5, 18
+
+
+def name_annotations(frame: pd.DataFrame, label_of: dict[int, str], limit: int = MAX_NAMES) -> list[dict]:
+    """Plotly annotations naming clusters at their centres (the median of their points): the
+    largest clusters first, a name left out when its box would overlap one already placed."""
+    clustered = frame[frame["cluster_id"] >= 0]
+    if clustered.empty:
+        return []
+    x_span = max(float(np.ptp(frame["x"])), 1e-9)
+    y_span = max(float(np.ptp(frame["y"])), 1e-9)
+    per_x, per_y = x_span / MAP_PIXELS[0], y_span / MAP_PIXELS[1]  # data units per pixel
+    centres = clustered.groupby("cluster_id").agg(x=("x", "median"), y=("y", "median"), rows=("rows", "sum"))
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for cid, row in centres.sort_values("rows", ascending=False, kind="stable").iterrows():
+        name = str(label_of.get(int(cid), cid))
+        half_w = (min(len(name), NAME_CHARS) * CHAR_PIXELS + 8) / 2 * per_x
+        half_h = LINE_PIXELS / 2 * per_y
+        box = (row["x"] - half_w, row["x"] + half_w, row["y"] - half_h, row["y"] + half_h)
+        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
+            continue
+        placed.append(box)
+        out.append(
+            {
+                "x": float(row["x"]),
+                "y": float(row["y"]),
+                "text": as_plain_text(name, NAME_CHARS),
+                "showarrow": False,
+                "font": {"size": 12, "color": "#1f1f1f"},
+                "bgcolor": "rgba(255,255,255,0.75)",
+                "borderpad": 2,
+            }
+        )
+        if len(out) == limit:
+            break
+    return out
+
+
 def map_figure(
     result: Result,
     max_points: int = MAX_MAP_POINTS,
@@ -85,8 +129,10 @@ def map_figure(
     labels: np.ndarray | None = None,
     names: dict[int, str] | None = None,
     points: tuple[pd.DataFrame, int] | None = None,
+    names_on_map: bool = True,
 ):
-    """A WebGL scatter of the 2-D layout, one trace per cluster; unclustered points grey.
+    """A WebGL scatter of the 2-D layout, one trace per cluster; unclustered points grey; the
+    clusters' names written at their centres (``name_annotations``).
 
     ``points`` is ``map_frame(...)``'s answer when the caller has it already. The traces are
     built as plain dicts and checked once by Plotly's own schema in a test, not on every call
@@ -124,6 +170,7 @@ def map_figure(
             }
         )
     title = "Map of texts (closer = more similar)"
+    annotations = name_annotations(frame, label_of) if names_on_map else []
     if total > len(frame):
         title += f": showing a sample of {len(frame):,} of {total:,} points"
     layout = {
@@ -134,6 +181,7 @@ def map_figure(
         "legend": {"itemsizing": "constant"},
         "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
         "dragmode": "select",  # a drag selects texts to read; zoom and pan stay in the toolbar
+        "annotations": annotations,
     }
     return go.Figure({"data": traces, "layout": layout}, _validate=False)
 

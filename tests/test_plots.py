@@ -81,3 +81,38 @@ def test_the_sweep_chart_shows_every_score_and_round_ticks():
     assert bottom <= -0.62 and top >= 0.9  # the lowest separation is drawn, not clipped
     assert layout.yaxis2.tickformat == ".1f" and layout.yaxis2.dtick in (0.2, 0.5)
     assert layout.legend.yanchor == "bottom" and layout.legend.y >= 1  # above the plot, off the axes
+
+
+def test_cluster_names_sit_at_their_centres_largest_first_without_overlap(result):
+    from pipeline.edits import edited_from_result, merge
+
+    edited = edited_from_result(result, [])
+    annotations = plots.map_figure(result, labels=edited.labels, names=edited.names).layout.annotations
+    clusters = result.clusters().query("id >= 0").sort_values("size", ascending=False)
+    assert 1 <= len(annotations) <= len(clusters)
+    assert annotations[0].text == plots.as_plain_text(clusters["label"].iloc[0], plots.NAME_CHARS)
+    layout = result.projection.layout
+    for note in annotations:  # each name inside its cluster's spread of points
+        cid = next(
+            c for c, n in edited.names.items() if plots.as_plain_text(n, plots.NAME_CHARS) == note.text
+        )
+        points = layout[edited.labels == cid]
+        assert points[:, 0].min() <= note.x <= points[:, 0].max()
+    # a crowded map: many clusters at one spot get one name, not a pile of them
+    frame = pd.DataFrame(
+        {
+            "x": np.r_[np.zeros(50), [10.0]],
+            "y": np.r_[np.zeros(50), [10.0]],
+            "cluster_id": range(51),
+            "rows": 1,
+        }
+    )
+    crowded = plots.name_annotations(frame, {c: f"cluster number {c}" for c in range(51)})
+    assert len(crowded) == 2
+    # the map follows a merge: one name for the merged cluster
+    ids = clusters["id"].tolist()[:2]
+    merged = edited_from_result(result, [merge(edited.labels, edited.names, ids, "<b>Both</b>")])
+    texts = [
+        a.text for a in plots.map_figure(result, labels=merged.labels, names=merged.names).layout.annotations
+    ]
+    assert "&lt;b&gt;Both&lt;/b&gt;" in texts and not any(t.startswith("<") for t in texts)
