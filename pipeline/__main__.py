@@ -6,21 +6,25 @@ Exit codes: 0 success; 2 bad input or config (nothing computed); 1 a stage faile
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from . import facets
 from .cache import default_cache_dir
 from .config import DEVICES, RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
 from .context import Runtime
 from .errors import ConfigError, InputError, PipelineError
 from .events import Event
-from .io import EXCEL_MAX_ROWS, output_format, output_paths, read_table, write_outputs
+from .io import EXCEL_MAX_ROWS, output_format, output_paths, read_table, write_csv, write_outputs
 from .llm import ENV_API_KEY
 from .operator import Limits
 from .runner import plan, stream
+from .types import Table
 
 log = logging.getLogger("pipeline")
 
@@ -75,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="labeled table to write: .xlsx writes Excel, .parquet Parquet, any other name CSV "
         "(the cluster summary follows: OUT.clusters.csv/.xlsx/.parquet)",
+    )
+    run_p.add_argument(
+        "--breakdown",
+        metavar="COLUMN",
+        help="also write OUT.breakdown.csv: per value of COLUMN and cluster, rows, share_of_value, "
+        "share_overall, lift and residual (adjusted standardized residual; above 2: over-represented)",
+    )
+    run_p.add_argument(
+        "--time-column",
+        metavar="COLUMN",
+        help="also write OUT.trends.csv: rows per period and cluster, 0 included; the period is a day, "
+        "week (from Monday) or month as the dates in COLUMN span (a year past 20 years), named by the "
+        "ISO date it starts",
     )
     run_p.add_argument("--events", help="write every progress event as one JSON object per line")
     run_p.add_argument("--plots", action="store_true", help="also write OUT.map.html (optional final step)")
@@ -184,6 +201,19 @@ def _map_path(out: str | Path) -> Path:
     return Path(str(output_paths(out)["manifest"]).replace(".manifest.json", ".map.html"))
 
 
+def _facet_path(out: str | Path, name: str) -> Path:
+    """OUT.breakdown.csv or OUT.trends.csv beside the other outputs (CSV whatever --out's format:
+    scripts read them by these names)."""
+    manifest = output_paths(out)["manifest"]
+    return manifest.with_name(manifest.name.removesuffix(".manifest.json") + f".{name}.csv")
+
+
+def _facet_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The breakdown and trends files this run writes (none unless asked for)."""
+    asked = {"breakdown": getattr(args, "breakdown", None), "trends": getattr(args, "time_column", None)}
+    return {name: _facet_path(args.out, name) for name, column in asked.items() if column is not None}
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
@@ -194,7 +224,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def _check_outputs(args: argparse.Namespace) -> None:
     """A ConfigError if any file the run would write is the input (it would be overwritten)."""
     source = Path(args.input)
-    for target in [*output_paths(args.out).values(), _map_path(args.out)]:
+    for target in [*output_paths(args.out).values(), _map_path(args.out), *_facet_paths(args).values()]:
         if _same_file(target, source):
             raise ConfigError(
                 f"--out {args.out} would overwrite the input file {args.input} (as {target})",
@@ -216,9 +246,66 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(args.max_rows, limits.max_cells)
 
 
+def _check_facet_columns(args: argparse.Namespace, table: Table) -> None:
+    """An InputError, before anything is computed, for a --breakdown or --time-column that is not
+    a column of the input, or a --time-column without a single date."""
+    if args.breakdown is not None:
+        facets.column_position(table.frame, args.breakdown, stage="breakdown", flag="--breakdown")
+    if args.time_column is not None:
+        facets.check_dates(table.frame, args.time_column, stage="trends", flag="--time-column")
+
+
+@contextlib.contextmanager
+def _writing(out: str | Path) -> Iterator[None]:
+    """An OSError while writing the outputs as a PipelineError that says what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PipelineError(
+                f"the disk holding {out} is full; no file was left half-written",
+                hint="free space, or choose --out on another disk; the results are cached, so the "
+                "same command again only writes the files",
+                stage="output",
+            ) from None
+        raise PipelineError(
+            f"could not write {out} ({exc.strerror or type(exc).__name__})",
+            hint="choose a folder you can write to with --out",
+            stage="output",
+        ) from None
+
+
+def _write_facets(args: argparse.Namespace, result) -> list[Path]:
+    """OUT.breakdown.csv and OUT.trends.csv, as asked (spreadsheet-safe, each whole or not at all);
+    their notes on stderr."""
+    paths = _facet_paths(args)
+    if not paths:
+        return []
+    table = result.table()
+    renamed = dict(result.output_renames)  # an input column named like an output column
+    if "breakdown" in paths:
+        found = facets.breakdown(table, renamed.get(args.breakdown, args.breakdown))
+        write_csv(found.frame, paths["breakdown"])
+        for note in found.notes:
+            print(f"note: [breakdown] {note}", file=sys.stderr)
+    if "trends" in paths:
+        found = facets.trends(table, renamed.get(args.time_column, args.time_column))
+        write_csv(found.frame, paths["trends"])
+        for note in found.notes:
+            print(f"note: [trends] {note}", file=sys.stderr)
+        if found.rows:
+            monday = " (weeks start on Monday)" if found.period == "week" else ""
+            print(
+                f"note: [trends] rows per {found.period}{monday}: dates from {found.first} to {found.last}",
+                file=sys.stderr,
+            )
+    return list(paths.values())
+
+
 def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, runtime: Runtime) -> int:
     _check_outputs(args)
     table = read_table(args.input, limits=_limits(args))
+    _check_facet_columns(args, table)
     if output_format(args.out) == "xlsx" and len(table.frame) > EXCEL_MAX_ROWS:
         raise ConfigError(
             f"--out {args.out} asks for Excel, which holds at most {EXCEL_MAX_ROWS:,} rows; "
@@ -251,21 +338,9 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
         progress.close()
         if events_file is not None:
             events_file.close()
-    try:
+    with _writing(args.out):
         paths = write_outputs(result, args.out)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise PipelineError(
-                f"the disk holding {args.out} is full; no file was left half-written",
-                hint="free space, or choose --out on another disk; the results are cached, so the "
-                "same command again only writes the files",
-                stage="output",
-            ) from None
-        raise PipelineError(
-            f"could not write {args.out} ({exc.strerror or type(exc).__name__})",
-            hint="choose a folder you can write to with --out",
-            stage="output",
-        ) from None
+        extra = _write_facets(args, result)
     _report_fallbacks(result)
     for note in result.output_notes:  # e.g. an input column named cluster_id
         print(f"warning: [output] {note.removeprefix('output: ')}", file=sys.stderr)
@@ -274,7 +349,7 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
     print(
         f"{result.corpus.n_rows:,} rows -> {result.n_clusters} clusters, "
         f"{result.noise_share:.0%} unclustered; wrote {paths['table']}, {paths['clusters'].name}, "
-        f"{paths['manifest'].name}"
+        f"{paths['manifest'].name}" + "".join(f", {path.name}" for path in extra)
     )
     return 0
 

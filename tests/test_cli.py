@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -471,3 +472,123 @@ def test_out_suffix_picks_excel_or_parquet(suffix, read, magic, feedback_csv, tm
     assert list(clusters.columns)[:3] == ["id", "label", "size"] and clusters["size"].sum() == 119
     assert (tmp_path / "labeled.manifest.json").exists()
     assert f"labeled.clusters{suffix}" in stdout
+
+
+@pytest.fixture
+def facet_csv(feedback_csv, tmp_path):
+    """The feedback table with a channel (one value a formula) and a date per row (some missing)."""
+    frame = pd.read_csv(feedback_csv, dtype=str, keep_default_na=False)
+    frame["channel"] = [["email", "app", "=cmd|' /C calc'!A0"][i % 3] for i in range(len(frame))]
+    days = pd.date_range("2024-01-03", periods=len(frame), freq="D")
+    frame["created"] = [d.strftime("%Y-%m-%d") if i % 10 else "" for i, d in enumerate(days)]
+    path = tmp_path / "facets.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_breakdown_and_trends_files(facet_csv, tmp_path, fake_cli, capsys):
+    out = tmp_path / "out" / "labeled.csv"
+    code, stdout, stderr = run_cli(
+        ["run", facet_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"]
+        + ["--breakdown", "channel", "--time-column", "created", "--quiet"],
+        capsys,
+    )
+    assert code == 0, stderr
+    assert stdout.rstrip().endswith("labeled.manifest.json, labeled.breakdown.csv, labeled.trends.csv")
+
+    raw = (tmp_path / "out" / "labeled.breakdown.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
+    breakdown = pd.read_csv(
+        tmp_path / "out" / "labeled.breakdown.csv", encoding="utf-8-sig", keep_default_na=False
+    )
+    assert list(breakdown.columns) == [
+        "value",
+        "cluster_id",
+        "cluster_label",
+        "rows",
+        "share_of_value",
+        "share_overall",
+        "lift",
+        "residual",
+    ]
+    assert list(dict.fromkeys(breakdown["value"])) == ["'=cmd|' /C calc'!A0", "app", "email"]  # neutralised
+    for _, rows in breakdown.groupby("value", sort=False):
+        assert rows["lift"].tolist() == sorted(rows["lift"], reverse=True)
+    assert breakdown["rows"].sum() == 119  # every row with a text, once
+    assert np.isfinite(breakdown[["share_of_value", "share_overall", "lift", "residual"]].to_numpy()).all()
+
+    trends = pd.read_csv(tmp_path / "out" / "labeled.trends.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert list(trends.columns) == ["period", "cluster_id", "cluster_label", "rows"]
+    periods = list(dict.fromkeys(trends["period"]))
+    assert periods == sorted(periods) and periods[0] == "2024-01-01"  # the Monday of 2024-01-03's week
+    assert all(pd.Timestamp(p).weekday() == 0 for p in periods)
+    assert len(trends) == len(periods) * trends["cluster_id"].nunique()  # zeros included
+    assert trends["rows"].sum() == 119 - 12  # rows without a date are left out, and said so
+    assert "note: [trends] 12 rows have no date in 'created'; they are left out" in stderr
+    assert (
+        "note: [trends] rows per week (weeks start on Monday): dates from 2024-01-04 to 2024-05-01" in stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, column, expected",
+    [
+        ("--breakdown", "chanel", "error: [breakdown] no column named 'chanel'; the table has: 'ticket', "),
+        ("--time-column", "Created", "error: [trends] no column named 'Created'; the table has: 'ticket', "),
+        ("--time-column", "channel", "error: [trends] no value of 'channel' reads as a date (found e.g. "),
+    ],
+)
+def test_bad_facet_column_exits_2_before_anything_is_computed(
+    flag, column, expected, facet_csv, tmp_path, fake_cli, capsys
+):
+    out = tmp_path / "o.csv"
+    code, _, stderr = run_cli(
+        ["run", facet_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"]
+        + [flag, column],
+        capsys,
+    )
+    assert code == 2
+    assert expected in stderr and "Traceback" not in stderr
+    hint = (
+        "hint: pick one of those columns with" if "no column" in expected else "hint: pick a column of dates"
+    )
+    assert hint in stderr
+    assert fake_cli.calls == [] and not out.exists()
+
+
+def test_facet_files_are_csv_beside_an_excel_out(facet_csv, tmp_path, fake_cli, capsys):
+    out = tmp_path / "labeled.xlsx"
+    code, stdout, stderr = run_cli(
+        ["run", facet_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"]
+        + ["--breakdown", "created", "--quiet"],
+        capsys,
+    )
+    assert code == 0, stderr
+    breakdown = pd.read_csv(tmp_path / "labeled.breakdown.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert breakdown["value"].iloc[-1] == "(missing)"
+    assert "note: [breakdown] 12 rows have no value in 'created'; they are counted as '(missing)'" in stderr
+    assert not (tmp_path / "labeled.trends.csv").exists()
+
+
+def test_breakdown_of_an_input_column_named_like_an_output_column(feedback_csv, tmp_path, fake_cli, capsys):
+    frame = pd.read_csv(feedback_csv, dtype=str, keep_default_na=False)
+    frame["x"] = ["north" if i % 2 else "south" for i in range(len(frame))]
+    source = tmp_path / "xy.csv"
+    frame.to_csv(source, index=False)
+    code, _, stderr = run_cli(
+        [
+            "run",
+            source,
+            "--text-column",
+            "comment",
+            "--out",
+            tmp_path / "o.csv",
+            "--cache-dir",
+            tmp_path / "cache",
+        ]
+        + ["--breakdown", "x", "--quiet"],
+        capsys,
+    )
+    assert code == 0, stderr
+    breakdown = pd.read_csv(tmp_path / "o.breakdown.csv", encoding="utf-8-sig")
+    assert set(breakdown["value"]) == {"north", "south"}  # the input's x, not the map's
