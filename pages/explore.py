@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pipeline import InputError, PipelineError, plots
+from pages.ui import find, runbox
+from pipeline import InputError, PipelineError, facets, plots, search
 from pipeline.clustering.sweep import suggest_settings
 from pipeline.edits import (
     cluster_rows,
@@ -25,8 +26,10 @@ from pipeline.edits import (
     tree_merges,
 )
 from pipeline.io import csv_bytes
+from pipeline.label_quality import keyword_presence
 
 ROWS_SHOWN = 5000  # rows of a cluster or a selection put in the page; the download has them all
+VALUES_SHOWN, CLUSTERS_SHOWN = 30, 25  # a breakdown's heatmap: the values and clusters with most rows
 
 ui.require_app()
 ws = ui.workspace()
@@ -66,6 +69,8 @@ clusters = ui.memo(
 real = clusters[clusters["id"] >= 0]
 names = dict(zip(clusters["id"].tolist(), clusters["label"], strict=True))
 names_tag = ui.tag(tuple(names.items()))  # widgets listing clusters start fresh when this changes
+table = ui.memo("table", version, lambda: edited_table(result, edited))
+columns = find.columns_info(result, table, column)
 
 
 def save_and_rerun(new_state) -> None:
@@ -114,6 +119,17 @@ if st.session_state.get("fix_blob_note"):
     st.info(ui.md_escape(st.session_state.pop("fix_blob_note")))
 for outcome in edited.stale:
     st.warning(ui.md_escape(outcome.message))
+
+with st.container(border=True):
+    find.search_box(columns)
+    find.filter_bar(columns, table)
+view = find.view(result, edited, table, version, runbox.runtime())
+looking = (version, view.filters, find.query())  # what the map, the counts and the tabs show
+if view.filtered:
+    st.text(
+        f"Showing {int(view.rows.sum()):,} of {len(table):,} rows "
+        f"({int(view.texts.sum()):,} of {result.corpus.n_texts:,} distinct texts): the filters above keep them."
+    )
 
 
 def open_suggestions() -> None:
@@ -183,8 +199,7 @@ def selection_panel(texts: np.ndarray) -> None:
     """What a map selection holds: its rows with their clusters, counted per cluster; read a
     cluster of it or download the rows."""
     index = result.corpus.row_to_unique
-    rows = np.flatnonzero(np.isin(index, texts))
-    table = ui.memo("table", version, lambda: edited_table(result, edited))
+    rows = np.flatnonzero(np.isin(index, texts) & view.rows)
     picked = table.iloc[rows]
     per_cluster = (
         picked.groupby("cluster_id", dropna=False).size().sort_values(ascending=False).rename("rows selected")
@@ -219,10 +234,18 @@ def selection_panel(texts: np.ndarray) -> None:
 
 def map_view() -> None:
     points = ui.memo(
-        "map_points", version, lambda: plots.map_frame(result, labels=edited.labels, names=edited.names)
+        "map_points",
+        looking,
+        lambda: plots.map_frame(
+            result,
+            labels=edited.labels,
+            names=edited.names,
+            shown=view.texts if view.filtered else None,
+            highlight=view.lit,
+        ),
     )
     try:
-        figure = ui.memo("map", version, lambda: plots.map_figure(result, points=points))
+        figure = ui.memo("map", looking, lambda: plots.map_figure(result, points=points))
         event = st.plotly_chart(
             figure, width="stretch", on_select="rerun", key="map", selection_mode=("points", "box", "lasso")
         )
@@ -302,7 +325,152 @@ def tree_view() -> None:
             st.error(ui.md_escape(exc.message))
 
 
-VIEWS = {"Map": map_view, "Cluster sizes": sizes_view, "Cluster tree": tree_view}
+def breakdown_view() -> None:
+    """Clusters by the values of another column: shares per value, and what stands out."""
+    options = [c.name for c in columns if c.kind in ("category", "number", "date")]
+    if not options:
+        st.info("The table has no other column to break the clusters down by.")
+        return
+    name = st.selectbox("By the column", options, key="breakdown_column")
+    try:
+        shown = ui.memo(
+            "breakdown",
+            (looking, name),
+            lambda: facets.breakdown(table, name, top=VALUES_SHOWN, mask=view.rows),
+        )
+    except InputError as exc:
+        st.warning(ui.md_escape(exc.message))
+        return
+    for note in shown.notes:
+        st.caption(ui.md_escape(note))
+    if shown.frame.empty:
+        st.info("No row with a cluster has a value here (the filters may keep none).")
+        return
+    values = list(dict.fromkeys(shown.frame["value"]))  # in the frame's order: the values with most rows
+    order = shown.frame.groupby("value", sort=False)["rows"].sum().sort_values(ascending=False, kind="stable")
+    values = [v for v in order.index if v in values][:VALUES_SHOWN]
+    clusters_by_rows = shown.frame.groupby("cluster_id")["rows"].sum().sort_values(ascending=False)
+    top = sorted(clusters_by_rows.index[:CLUSTERS_SHOWN].tolist(), key=lambda c: (c == -1, c))
+    if shown.hidden:
+        st.caption(f"The {len(values)} values with most rows; {shown.hidden:,} more values are hidden.")
+    if len(clusters_by_rows) > CLUSTERS_SHOWN:
+        st.caption(f"The {CLUSTERS_SHOWN} clusters with most rows of {len(clusters_by_rows)}.")
+    try:
+        figure = ui.memo(
+            "breakdown_figure",
+            (looking, name),
+            lambda: plots.breakdown_figure(shown.frame, values, top, name),
+        )
+        st.plotly_chart(figure, width="stretch", key="breakdown_chart")
+    except Exception:
+        ui.log.exception("breakdown chart failed")
+        st.warning("The chart could not be drawn; the table below is unaffected.")
+    st.write("What stands out (clusters over-represented beyond chance: residual above 2, by lift)")
+    lines = [facets.describe_over_represented(shown.frame, v) for v in values[:12]]
+    st.text("\n".join(line for line in lines if line) or "Nothing stands out: the clusters spread alike.")
+    ui.download(
+        st,
+        f"Download the breakdown by {ui.md_escape(name)} (CSV, every value)",
+        lambda: csv_bytes(facets.breakdown(table, name, mask=view.rows).frame),
+        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_breakdown.csv",
+        "text/csv",
+        "dl_breakdown",
+    )
+
+
+def trends_view() -> None:
+    """Rows per period of a date column: which clusters grew or shrank."""
+    options = [c.name for c in columns if c.kind == "date"]
+    if not options:
+        st.info("No column of the table reads as dates (a column counts when 80% of its values are dates).")
+        return
+    name = st.selectbox("Dates in the column", options, key="trends_column")
+    try:
+        trend = ui.memo("trends", (looking, name), lambda: facets.trends(table, name, mask=view.rows))
+    except InputError as exc:
+        st.warning(ui.md_escape(exc.message))
+        return
+    for note in trend.notes:
+        st.caption(ui.md_escape(note))
+    if trend.frame.empty:
+        st.info("No row kept by the filters has a date here.")
+        return
+    movers = facets.movers(trend.frame, min_rows=10, top=5)
+    if not movers.empty:
+        st.write(f"Biggest changes from the first {trend.period} to the last (clusters with 10 rows or more)")
+        listed = movers.assign(
+            change=[
+                facets.change_text(int(a), int(b))
+                for a, b in zip(movers["first_rows"], movers["last_rows"], strict=True)
+            ]
+        )[["cluster_id", "cluster_label", "first_rows", "last_rows", "change"]]
+        st.dataframe(listed, hide_index=True, width="stretch", key="movers")
+    sizes = trend.frame.groupby("cluster_id")["rows"].sum().sort_values(ascending=False)
+    default = movers["cluster_id"].tolist()[:5] if not movers.empty else sizes.index[:5].tolist()
+    picked = st.multiselect(
+        "Clusters on the chart",
+        sizes.index.tolist(),
+        default=[c for c in default if c in sizes.index],
+        format_func=lambda c: f"{c}: {names.get(c, c)}",
+        key=f"trend_clusters:{name}:{names_tag}",
+    )
+    st.plotly_chart(
+        plots.trends_figure(trend.frame, picked, trend.period), width="stretch", key="trends_chart"
+    )
+    ui.download(
+        st,
+        "Download rows per period (CSV)",
+        lambda: csv_bytes(trend.frame),
+        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_trends.csv",
+        "text/csv",
+        "dl_trends",
+    )
+
+
+VIEWS = {
+    "Map": map_view,
+    "Cluster sizes": sizes_view,
+    "Cluster tree": tree_view,
+    "Breakdown": breakdown_view,
+    "Over time": trends_view,
+}
+
+
+def matches_section() -> None:
+    """What the search found: counted per cluster, listed best first; any match can start a
+    search for the texts like it."""
+    if view.matches is None:
+        return
+    wanted = find.query()
+    counts = ui.memo(
+        "match_counts",
+        looking,
+        lambda: search.per_cluster(view.matches, edited.labels, edited.names, result.corpus.counts),
+    )
+    about = "Texts like row " + str(wanted.row) if wanted.mode == "similar" else f"Search '{wanted.text}'"
+    left, right = st.columns([6, 1], vertical_alignment="center")
+    left.text(f"{about}: {search.summary_line(counts)}")
+    right.button("Clear the search", key="clear_search", on_click=find.clear_search)
+    listing = search.matches_table(result, view.matches, edited.labels, edited.names, limit=find.LISTED)
+    if len(view.matches) > find.LISTED:
+        st.caption(
+            f"The best {find.LISTED:,} of {len(view.matches):,} matching rows; the counts include them all."
+        )
+    event = st.dataframe(
+        listing,
+        hide_index=True,
+        width="stretch",
+        key=f"matches:{ui.tag(looking)}",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+    )
+    chosen = event.selection.rows if event is not None else []
+    if chosen:
+        row = int(listing["row"].iloc[chosen[0]])
+        st.button(f"Find texts like row {row}", key="similar_to_match", on_click=find.similar, args=(row,))
+    else:
+        st.caption("Pick a row (the box at its left) to find the texts like it.")
 
 
 @st.fragment
@@ -319,18 +487,36 @@ def clusters_section() -> None:
     """The cluster table (rename by editing a label) and the merge form."""
     st.subheader("Clusters")
     st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
-    table = clusters[["id", "label", "size", "share", "keywords"]].copy()
+    summary = clusters[["id", "label", "size", "share", "keywords"]].copy()
+    if view.filtered:  # sizes and shares of the rows the filters keep; all rows beside them
+        kept = ui.memo("filtered_clusters", looking, lambda: facets.filtered_clusters(table, view.rows))
+        kept = kept.set_index("id").reindex(summary["id"])
+        summary.insert(4, "rows (all)", summary["size"].to_numpy())
+        summary["size"], summary["share"] = (
+            kept["rows"].fillna(0).astype(int).to_numpy(),
+            kept["share"].to_numpy(),
+        )
+    if view.matches is not None:
+        found = search.per_cluster(view.matches, edited.labels, edited.names).dropna(subset=["cluster_id"])
+        summary.insert(
+            2,
+            "matches",
+            summary["id"]
+            .map(dict(zip(found["cluster_id"].astype(int), found["matches"], strict=True)))
+            .fillna(0)
+            .astype(int),
+        )
     changed = st.data_editor(
-        table,
+        summary,
         key=f"editor:{names_tag}",
         hide_index=True,
         width="stretch",
-        disabled=["id", "size", "share", "keywords"],
+        disabled=[c for c in summary.columns if c != "label"],
         column_config={"share": st.column_config.NumberColumn(format="percent")},
     )
     renamed = [
         (int(cid), ui.cell_text(new))
-        for cid, old, new in zip(table["id"], table["label"], changed["label"], strict=True)
+        for cid, old, new in zip(summary["id"], summary["label"], changed["label"], strict=True)
         if ui.cell_text(new) != str(old)
     ]
     if renamed:  # the unclustered row included: rename() says why it cannot be renamed
@@ -398,8 +584,10 @@ def edit_log_section() -> None:
 
 @st.fragment
 def read_section() -> None:
-    """One cluster's texts. The choice is kept by cluster id; the list is new whenever the names
-    change, so it never shows a name from before an edit."""
+    """One cluster: its keywords and how telling they are, its most representative texts, its
+    rows (those the filters keep), how it spreads over the breakdown's column, and its nearest
+    clusters. The choice is kept by cluster id; the list is new whenever the names change, so it
+    never shows a name from before an edit."""
     st.subheader("Read a cluster")
     ids = clusters["id"].tolist()
     wanted = st.session_state.get("reading")
@@ -413,21 +601,74 @@ def read_section() -> None:
     st.session_state["reading"] = cid
     row = clusters.set_index("id").loc[cid]
     st.text(f"{row['size']:,} rows ({row['share']:.1%}) · keywords: {row['keywords']}")
-    st.write("Most representative texts")
-    st.dataframe(
-        pd.DataFrame({"text": str(row["representative_texts"]).split(" | ")}),
+    left, right = st.columns(2)
+    keywords = [k for k in str(row["keywords"]).split(", ") if k][:8]
+    if cid >= 0 and keywords:
+        try:
+            presence = ui.memo(
+                "keywords", (version, cid), lambda: keyword_presence(result, edited.labels, cid, keywords)
+            )
+            left.plotly_chart(plots.keywords_figure(presence), width="stretch", key="read_keywords")
+        except Exception:
+            ui.log.exception("keyword chart failed")
+    with right:
+        st.write("Most representative texts")
+        st.dataframe(
+            pd.DataFrame({"text": str(row["representative_texts"]).split(" | ")}),
+            hide_index=True,
+            width="stretch",
+            key="read_examples",
+        )
+        if cid >= 0:
+            centroids = ui.memo("centroids", version, lambda: search.cluster_centroids(result, edited.labels))
+            st.write("Nearest clusters")
+            st.dataframe(
+                search.nearest_clusters(centroids, cid, names),
+                hide_index=True,
+                width="stretch",
+                key="read_nearest",
+            )
+    index = result.corpus.row_to_unique
+    members = np.flatnonzero((index >= 0) & (edited.labels[np.maximum(index, 0)] == cid) & view.rows)
+    shown = f"the first {ROWS_SHOWN:,} of " if len(members) > ROWS_SHOWN else "all "
+    kept = " the filters keep" if view.filtered else ""
+    st.write(f"{shown.capitalize()}{len(members):,} rows{kept} in this cluster")
+    event = st.dataframe(
+        result.corpus.table.frame.iloc[members[:ROWS_SHOWN]],
         hide_index=True,
         width="stretch",
-        key="read_examples",
+        key=f"read_rows:{cid}:{names_tag}",
+        on_select="rerun",
+        selection_mode="single-row",
     )
-    index = result.corpus.row_to_unique
-    members = np.flatnonzero((index >= 0) & (edited.labels[np.maximum(index, 0)] == cid))
-    frame = result.corpus.table.frame
-    shown = f"the first {ROWS_SHOWN:,} of " if len(members) > ROWS_SHOWN else "all "
-    st.write(f"{shown.capitalize()}{len(members):,} rows in this cluster")
-    st.dataframe(frame.iloc[members[:ROWS_SHOWN]], hide_index=True, width="stretch", key="read_rows")
+    chosen = event.selection.rows if event is not None else []
+    if chosen and st.button(f"Find texts like row {int(members[chosen[0]])}", key="similar_to_read"):
+        find.similar(int(members[chosen[0]]))
+        st.rerun(scope="app")
+    by = st.session_state.get("breakdown_column")
+    if by and any(c.name == by for c in columns):
+        try:
+            spread = ui.memo(
+                "breakdown_all", (looking, by), lambda: facets.breakdown(table, by, mask=view.rows)
+            ).frame
+        except InputError:
+            return
+        mine = spread[spread["cluster_id"] == cid].sort_values("rows", ascending=False)
+        st.write(f"By {ui.md_escape(by)} (the Breakdown tab's column): where this cluster's rows come from")
+        st.dataframe(
+            mine[["value", "rows", "share_of_value", "lift", "residual"]].head(30),
+            hide_index=True,
+            width="stretch",
+            key="read_breakdown",
+            column_config={
+                "share_of_value": st.column_config.NumberColumn(format="percent"),
+                "lift": st.column_config.NumberColumn(format="%.2f"),
+                "residual": st.column_config.NumberColumn(format="%+.1f"),
+            },
+        )
 
 
+matches_section()
 suggest_section()
 views_section()
 clusters_section()

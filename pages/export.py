@@ -3,6 +3,8 @@
 import streamlit as st
 
 from pages import ui
+from pages.ui import find
+from pipeline import InputError, facets
 from pipeline.edits import clusters_with_parents, edited_clusters, edited_table
 from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 
@@ -16,16 +18,41 @@ if dataset_id is None or result is None:
     st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload_file:")
     st.stop()
 
-edited = ui.edited(result, state)
-table = edited_table(result, edited)
-clusters = clusters_with_parents(
-    result, edited, edited_clusters(result, edited, cache_dir=ws.cache_dir(dataset_id))
+# the same tables as Explore's, built once per result and edit state
+version = ui.version(result, state)
+edited = ui.memo("edited", version, lambda: ui.edited(result, state))
+table = ui.memo("table", version, lambda: edited_table(result, edited))
+summary = ui.memo(
+    "clusters", version, lambda: edited_clusters(result, edited, cache_dir=ws.cache_dir(dataset_id))
 )
+clusters = clusters_with_parents(result, edited, summary)
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
 stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"
 
 st.title("Download")
+active = find.filters()
+if active:  # Explore's filters: download every row, or the rows they keep
+    try:
+        kept = facets.filter_mask(table, active)
+    except InputError as exc:
+        st.warning(ui.md_escape(f"The filters do not apply to this table: {exc.message}"))
+        kept = None
+    if kept is not None:
+        choice = st.radio(
+            "Rows",
+            ["all", "filtered"],
+            format_func={
+                "all": f"All {len(table):,} rows",
+                "filtered": f"The {int(kept.sum()):,} rows Explore's filters keep",
+            }.__getitem__,
+            horizontal=True,
+            key="export_rows",
+        )
+        st.caption(ui.md_escape("Filters: " + "; ".join(f.describe() for f in active)))
+        if choice == "filtered":
+            table = table[kept]
+            manifest["filters"] = [f.describe() for f in active]
 st.text(f"{len(table):,} rows, {len(table.columns)} columns; {int((clusters['id'] >= 0).sum())} clusters")
 st.caption("CSV and Excel files are spreadsheet-safe: cells that start like a formula get a leading '.")
 for note in result.output_notes:  # e.g. an input column named cluster_id, renamed

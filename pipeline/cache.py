@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MISSING: Any = object()  # what ``Cache.lookup`` returns for an entry that is not there
 ENV_CACHE_DIR = "CLUSTERLAB_CACHE_DIR"
+ENV_MODELS_DIR = "CLUSTERLAB_MODELS_DIR"
 SCRATCH = "scratch"  # the cache folder's room for stages' temporary files
 MB = 2**20
 WRITE_HINT = "choose a folder you can write to with --cache-dir, or set $" + ENV_CACHE_DIR
@@ -56,6 +57,19 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("clusterlab", appauthor=False))
+
+
+def default_models_dir() -> Path:
+    """Where built embedding models live, shared by every cache, workspace and process:
+    ``$CLUSTERLAB_MODELS_DIR``, else ``models`` in the user's cache folder (e.g.
+    ~/.cache/clusterlab/models). Never inside a per-dataset cache, so a new dataset does not
+    build the model again and a workspace's quota does not count it."""
+    env = os.environ.get(ENV_MODELS_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("clusterlab", appauthor=False)) / "models"
 
 
 def _megabytes(n: float) -> str:
@@ -297,6 +311,14 @@ class Cache:
             except Exception:
                 log.debug("cache: could not clear %s/%s", kind, key, exc_info=True)
             return MISSING
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``, replacing what is there (nothing when not writable)."""
+        if self.writable:
+            # joblib records the function's code (which later lookups check) on a lookup, not on
+            # ``call``: without one first, the next process's first lookup would miss the entry
+            self.contains(kind, key)
+            self._func(kind).call(key, lambda: value)
 
     def load(self, kind: str, key: str, mmap: bool = False) -> Any:
         """Read an entry that ``contains`` reported; raises if it is missing or unreadable."""

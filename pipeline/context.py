@@ -12,11 +12,13 @@ import re
 import threading
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from .cache import Cache
+from .cache import Cache, default_models_dir
 from .config import DEVICES, RUNTIME_KEYS, check_setting, coerce_setting
 from .errors import Cancelled, ConfigError
 from .events import Event
@@ -72,6 +74,9 @@ class Runtime:
     chunk_size: int = 1000  # texts per cached embedding chunk
     heartbeat_s: float = 2.0  # a progress event at least this often while a stage runs
     embedder: Any = None  # an Embedder object to use instead of loading embed.model
+    # where built embedding models (ONNX, model2vec) live: one folder for every cache and process
+    # ("" = $CLUSTERLAB_MODELS_DIR, else models/ in the user's cache folder)
+    models_dir: str | Path = ""
     # a Dask scheduler (e.g. tcp://host:8786) to embed on; "" = $DASK_SCHEDULER_ADDRESS, else here
     scheduler: str = ""
     # label.method = "llm": the key (else $OPENAI_API_KEY), kept in a Secret; and how to call
@@ -113,6 +118,11 @@ class Runtime:
             "label.llm", "max_retries", self.llm_max_retries, 0 <= self.llm_max_retries <= 10, "0..10"
         )
 
+    @property
+    def models_folder(self) -> Path:
+        """The folder of built embedding models: ``models_dir``, else ``cache.default_models_dir()``."""
+        return Path(self.models_dir).expanduser() if str(self.models_dir) else default_models_dir()
+
     def with_values(self, values: dict[str, Any]) -> Runtime:
         """A copy with run-time keys applied, e.g. ``{"label.llm.concurrency": "8"}`` (strings parsed)."""
         hints = typing.get_type_hints(Runtime)
@@ -140,6 +150,8 @@ class StageContext:
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     fraction: float = 0.0
+    # seconds of named parts of the stage's work (e.g. "loading the model"): in the manifest
+    steps: dict[str, float] = field(default_factory=dict)
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -155,6 +167,13 @@ class StageContext:
         """Something the user should know about; kept in the result and the manifest."""
         self.warnings.append(f"{self.stage}: {message}")
         self.emit(Event(self.stage, "warning", self.fraction, self.elapsed, False, message))
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a named part of the stage (kept in ``steps`` when it finishes without an error)."""
+        began = time.monotonic()
+        yield
+        self.steps[name] = self.steps.get(name, 0.0) + time.monotonic() - began
 
     def piece(self, kind: str, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
         """Cache one piece of a stage's work on its own (e.g. an embedding chunk)."""

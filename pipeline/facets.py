@@ -1063,8 +1063,10 @@ def movers(frame: pd.DataFrame, *, min_rows: int = 10, top: int = 5, by: str = "
     out["note"] = np.where(out["first_rows"] == 0, "new", np.where(out["last_rows"] == 0, "gone", ""))
     out = out[(out[["first_rows", "last_rows"]].max(axis=1) >= min_rows) & (out["change"] != 0)]
     score = out["change"] if by == "change" else out["relative_change"].fillna(np.inf)
-    grew = out[out["change"] > 0].assign(_s=score).sort_values(["_s", "cluster_id"], ascending=[False, True])
-    shrank = out[out["change"] < 0].assign(_s=score).sort_values(["_s", "cluster_id"], ascending=[True, True])
+    # the score by position, not by index: pandas gives an empty frame a Series' whole index
+    out = out.assign(_s=score.to_numpy())
+    grew = out[out["change"] > 0].sort_values(["_s", "cluster_id"], ascending=[False, True])
+    shrank = out[out["change"] < 0].sort_values(["_s", "cluster_id"], ascending=[True, True])
     return pd.concat([grew.head(top), shrank.head(top)]).drop(columns="_s").reset_index(drop=True)
 
 

@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from . import terms
 
@@ -57,3 +58,45 @@ def label_coverage(result: Result) -> float:
         found = [set(analyzer.word_keys(texts[i])) for i in members]
         coverages.append(float(np.mean([sum(w <= f for f in found) / len(found) for w in words])))
     return float(np.median(coverages)) if coverages else float("nan")
+
+
+def keyword_presence(
+    result: Result,
+    labels: np.ndarray,
+    cluster_id: int,
+    keywords: list[str],
+    sample: int = 5000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How telling each keyword of a cluster is: ``keyword, in_cluster`` (the share of the
+    cluster's distinct texts with all of the keyword's words) and ``elsewhere`` (the same share
+    among the other clustered texts), each over at most ``sample`` texts. ``labels`` are the
+    cluster ids per distinct text (the edited ones, so a merged cluster is read as one)."""
+    texts = result.corpus.texts
+    labels = np.asarray(labels)
+    stop_words, codes = terms.resolve_stop_words(
+        result.config.label.stop_words, [str(t) for t in texts[:2000]]
+    )
+    analyzer = terms.Analyzer(stop_words, codes, 1)
+    rng = np.random.default_rng(seed)
+
+    def found_in(members: np.ndarray) -> list[set[str]]:
+        if len(members) > sample:
+            members = rng.choice(members, size=sample, replace=False)
+        return [set(analyzer.word_keys(str(texts[i]))) for i in members]
+
+    inside = found_in(np.flatnonzero(labels == cluster_id))
+    outside = found_in(np.flatnonzero((labels != cluster_id) & (labels >= 0)))
+    rows = []
+    for keyword in keywords:
+        words = set(analyzer.word_keys(keyword))
+        if not words:
+            continue
+        rows.append(
+            {
+                "keyword": keyword,
+                "in_cluster": sum(words <= f for f in inside) / max(len(inside), 1),
+                "elsewhere": sum(words <= f for f in outside) / max(len(outside), 1),
+            }
+        )
+    return pd.DataFrame(rows, columns=["keyword", "in_cluster", "elsewhere"])

@@ -23,9 +23,13 @@ def as_plain_text(text: str, limit: int = MAX_HOVER_CHARS) -> str:
     return html.escape(text, quote=False)
 
 
+FADED = -2  # the map's trace of texts that do not match a search: drawn faint, after the clusters
+FADED_NAME = "not matching the search"
+
+
 def trace_order(labels: np.ndarray) -> list[int]:
-    """Cluster ids in the order of the map's traces (clusters by id, unclustered last)."""
-    return sorted({int(c) for c in labels}, key=lambda c: (c == -1, c))
+    """Trace keys in the order of the map's traces: clusters by id, unclustered, then the faded."""
+    return sorted({int(c) for c in labels}, key=lambda c: (c < 0, c == FADED, c))
 
 
 def map_frame(
@@ -34,10 +38,16 @@ def map_frame(
     seed: int = 0,
     labels: np.ndarray | None = None,
     names: dict[int, str] | None = None,
+    shown: np.ndarray | None = None,
+    highlight: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """One point per distinct text (sampled past ``max_points``); returns (points, total).
+    """One point per distinct text (sampled past ``max_points``); returns (points, total), the
+    points indexed by distinct-text index.
 
-    ``labels``/``names`` override the result's (e.g. after the analyst's edits)."""
+    ``labels``/``names`` override the result's (e.g. after the analyst's edits). ``shown`` (a
+    mask over the distinct texts, e.g. those with a row a filter keeps) leaves the others off the
+    map; ``highlight`` (a mask, e.g. a search's matches) puts the rest in one faint trace, and a
+    sample keeps every highlighted point it can."""
     names = names if names is not None else result.labels.label_of()
     labels = labels if labels is not None else result.clustering.labels
     points = pd.DataFrame(
@@ -50,9 +60,16 @@ def map_frame(
             "rows": result.corpus.counts,
         }
     )
+    lit = np.ones(len(points), dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
+    points["trace"] = np.where(lit, points["cluster_id"].to_numpy(), FADED)
+    if shown is not None:
+        points = points[np.asarray(shown, dtype=bool)]
     total = len(points)
     if total > max_points:
-        keep = np.random.default_rng(seed).choice(total, size=max_points, replace=False)
+        rng = np.random.default_rng(seed)
+        first = np.flatnonzero(lit[points.index])[:max_points]  # highlighted points first
+        rest = np.setdiff1d(np.arange(total), first)
+        keep = np.concatenate([first, rng.choice(rest, size=max_points - len(first), replace=False)])
         points = points.iloc[np.sort(keep)]
     return points, total
 
@@ -60,9 +77,9 @@ def map_frame(
 def trace_members(points: pd.DataFrame) -> list[np.ndarray]:
     """For each trace of ``map_figure(points=points)``, the distinct-text index of each of its
     points, in order: a map selection's (curve_number, point_index) -> the text selected."""
-    ids = points["cluster_id"].to_numpy()
+    keys = points["trace"].to_numpy()
     index = points.index.to_numpy()
-    return [index[ids == cid] for cid in trace_order(ids)]
+    return [index[keys == key] for key in trace_order(keys)]
 
 
 def selected_texts(points: list[dict], members: list[np.ndarray]) -> np.ndarray:
@@ -141,26 +158,29 @@ def map_figure(
 
     frame, total = points if points is not None else map_frame(result, max_points, labels=labels, names=names)
     palette = _palette()
-    ids = frame["cluster_id"].to_numpy()
+    ids, keys = frame["cluster_id"].to_numpy(), frame["trace"].to_numpy()
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     hover = np.array([as_plain_text(t) for t in frame["text"]], dtype=object)
     rows = frame["rows"].to_numpy()
     label_of = dict(zip(ids.tolist(), frame["cluster_label"], strict=True))
+    small = len(frame) > 5000
     traces = []
-    for position, (cid, members) in enumerate(zip(trace_order(ids), trace_members(frame), strict=True)):
+    for key, members in zip(trace_order(keys), trace_members(frame), strict=True):
         at = frame.index.get_indexer(members)
-        name = as_plain_text(label_of[cid], 40)
+        faded = key == FADED
+        name = FADED_NAME if faded else as_plain_text(label_of[key], 40)
+        colour = NOISE_COLOUR if key < 0 else palette[key % len(palette)]
         traces.append(
             {
                 "type": "scattergl",
                 "x": x[at],
                 "y": y[at],
                 "mode": "markers",
-                "name": f"{cid}: {name}" if cid != -1 else name,
+                "name": name if key < 0 else f"{key}: {name}",
                 "marker": {
-                    "size": 5 if len(frame) > 5000 else 7,
-                    "color": NOISE_COLOUR if cid == -1 else palette[position % len(palette)],
-                    "opacity": 0.5 if cid == -1 else 0.8,
+                    "size": (3 if faded else 5) if small else (5 if faded else 7),
+                    "color": colour,
+                    "opacity": 0.15 if faded else 0.5 if key == -1 else 0.8,
                 },
                 # user text only ever enters through text and meta, escaped; never the template
                 "text": hover[at],
@@ -170,7 +190,8 @@ def map_figure(
             }
         )
     title = "Map of texts (closer = more similar)"
-    annotations = name_annotations(frame, label_of) if names_on_map else []
+    lit = frame[frame["trace"] != FADED]
+    annotations = name_annotations(lit, label_of) if names_on_map else []
     if total > len(frame):
         title += f": showing a sample of {len(frame):,} of {total:,} points"
     layout = {
@@ -326,3 +347,134 @@ def sweep_figure(table: pd.DataFrame):
         margin={"l": 10, "r": 10, "t": 80, "b": 10},
     )
     return figure
+
+
+def breakdown_figure(frame: pd.DataFrame, values: list[str], clusters: list[int], column: str):
+    """A heatmap of ``facets.breakdown``'s frame: for each value of ``column`` (rows, in the order
+    given), the share of its rows in each cluster (columns, in the order given); the hover gives
+    rows, lift and residual. Cells with no rows are blank."""
+    import plotly.graph_objects as go
+
+    cells = frame.set_index(["value", "cluster_id"])
+    labels = dict(zip(frame["cluster_id"], frame["cluster_label"], strict=False))
+    x = [as_plain_text(f"{c}: {labels.get(c, c)}" if c != -1 else labels.get(c, c), 30) for c in clusters]
+    y = [as_plain_text(v, 30) for v in values]
+    z, hover = [], []
+    for value in values:
+        z_row, hover_row = [], []
+        for cid in clusters:
+            if (value, cid) in cells.index:
+                cell = cells.loc[(value, cid)]
+                z_row.append(float(cell["share_of_value"]))
+                hover_row.append(
+                    f"{int(cell['rows']):,} rows ({float(cell['share_of_value']):.0%} of the value's), "
+                    f"lift {float(cell['lift']):.2f}, residual {float(cell['residual']):+.1f}"
+                )
+            else:
+                z_row.append(None)
+                hover_row.append("no rows")
+        z.append(z_row)
+        hover.append(hover_row)
+    figure = go.Figure(
+        {
+            "data": [
+                {
+                    "type": "heatmap",
+                    "x": x,
+                    "y": y,
+                    "z": z,
+                    "text": hover,
+                    "colorscale": "Blues",
+                    "zmin": 0,
+                    "hovertemplate": "%{y} · %{x}<br>%{text}<extra></extra>",
+                    "colorbar": {"title": {"text": "share of the value's rows"}, "tickformat": ".0%"},
+                }
+            ],
+            "layout": {
+                "title": {"text": f"Clusters by {as_plain_text(column, 40)}"},
+                "height": max(320, 26 * len(values) + 160),
+                "xaxis": {"tickangle": -40, "type": "category"},
+                "yaxis": {"autorange": "reversed", "type": "category"},
+                "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+            },
+        },
+        _validate=False,
+    )
+    return figure
+
+
+def trends_figure(frame: pd.DataFrame, clusters: list[int], period: str):
+    """Rows per period (``facets.trends``' frame) of the chosen clusters, one line each."""
+    import plotly.graph_objects as go
+
+    palette = _palette()
+    traces = []
+    for cid in clusters:
+        part = frame[frame["cluster_id"] == cid]
+        if part.empty:
+            continue
+        name = as_plain_text(part["cluster_label"].iloc[0], 40)
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": part["period"].tolist(),
+                "y": part["rows"].to_numpy(),
+                "name": name if cid < 0 else f"{cid}: {name}",
+                "line": {"color": NOISE_COLOUR if cid < 0 else palette[cid % len(palette)]},
+                "meta": name,
+                "hovertemplate": "<b>%{meta}</b><br>%{x}: %{y} rows<extra></extra>",
+            }
+        )
+    return go.Figure(
+        {
+            "data": traces,
+            "layout": {
+                "title": {"text": f"Rows per {period}"},
+                "height": 420,
+                "xaxis": {"type": "date"},
+                "yaxis": {"title": {"text": "rows"}, "rangemode": "tozero"},
+                "legend": {"orientation": "h", "y": -0.2},
+                "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+            },
+        },
+        _validate=False,
+    )
+
+
+def keywords_figure(presence: pd.DataFrame):
+    """``label_quality.keyword_presence``: per keyword, the share of the cluster's texts with it
+    beside the share of the other texts: a telling keyword is common inside and rare outside."""
+    import plotly.graph_objects as go
+
+    words = [as_plain_text(k, 40) for k in presence["keyword"]]
+    bars = [
+        ("in_cluster", "in this cluster", "#4c78a8"),
+        ("elsewhere", "in the other clusters", NOISE_COLOUR),
+    ]
+    return go.Figure(
+        {
+            "data": [
+                {
+                    "type": "bar",
+                    "orientation": "h",
+                    "x": presence[column].to_numpy(),
+                    "y": words,
+                    "name": name,
+                    "marker": {"color": colour},
+                    "hovertemplate": "%{y}: %{x:.0%} of the texts " + name + "<extra></extra>",
+                }
+                for column, name, colour in bars
+            ],
+            "layout": {
+                "title": {"text": "Keywords: share of texts that contain them"},
+                "barmode": "group",
+                "height": max(260, 34 * len(words) + 110),
+                "xaxis": {"tickformat": ".0%", "range": [0, 1]},
+                "yaxis": {"autorange": "reversed"},
+                "legend": {"orientation": "h", "y": -0.15},
+                "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+            },
+        },
+        _validate=False,
+    )

@@ -51,10 +51,15 @@ _TREES: dict[tuple[str, str], ClusterTree] = {}
 
 @dataclass(frozen=True)
 class StageStat:
+    """How long a stage took. A stage loaded from the cache reports the seconds of the run that
+    computed it (kept beside the cached output) in ``computed_s``, its own reload in ``seconds``."""
+
     stage: str
-    seconds: float
+    seconds: float  # this run's: computing the stage, or loading it from the cache
     cached: bool
     key: str
+    computed_s: float | None = None  # the run that computed it (None: the cache did not keep it)
+    steps: tuple[tuple[str, float], ...] = ()  # named parts of computing it ("loading the model")
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class Result:
         like an output column gets ``<name>_input`` (or ``_input_2``, ... when that is taken too),
         a repeated name gets `` (2)``, ... . Every name in ``table()`` is unique."""
         return tuple(
-            (str(old), str(new)) for old, new in _output_names(self.corpus.table.frame.columns) if old != new
+            (str(old), str(new)) for old, new in output_names(self.corpus.table.frame.columns) if old != new
         )
 
     @property
@@ -126,7 +131,7 @@ class Result:
         """Every input row in input order, original columns and values unchanged, plus the cluster
         columns; input columns whose names clash are renamed (see ``output_renames``)."""
         frame = self.corpus.table.frame.copy()
-        frame.columns = [new for _, new in _output_names(frame.columns)]
+        frame.columns = [new for _, new in output_names(frame.columns)]
         index = self.corpus.row_to_unique
         has_text = index >= 0
         safe = np.where(has_text, index, 0)
@@ -197,10 +202,7 @@ class Result:
                 "dim": self.embeddings.dim,
             },
             "versions": {"python": platform.python_version(), **library_versions()},
-            "stages": [
-                {"stage": s.stage, "seconds": round(s.seconds, 3), "cached": s.cached, "key": s.key}
-                for s in self.stages
-            ],
+            "stages": [_stage_record(s) for s in self.stages],
             "summary": {
                 "rows": self.corpus.n_rows,
                 "distinct_texts": self.corpus.n_texts,
@@ -237,7 +239,7 @@ class Result:
         }
 
 
-def _output_names(columns) -> list[tuple[Any, Any]]:
+def output_names(columns) -> list[tuple[Any, Any]]:
     """(label, label in the output table) per input column, by position: a name of an output column
     becomes ``<name>_input`` (``_input_2``, ... when taken); a repeated name ``<name> (2)``, ...
     Names are compared as text, since that is how CSV and Excel write them."""
@@ -261,6 +263,22 @@ def _output_names(columns) -> list[tuple[Any, Any]]:
         blocked.add(str(new))
         out.append((label, new))
     return out
+
+
+def _stage_record(stat: StageStat) -> dict[str, Any]:
+    """A stage's timings in the manifest: ``seconds`` of the run that computed it (null when the
+    cache did not keep them), its named ``steps``, and for a reload its own ``reload_seconds``."""
+    record: dict[str, Any] = {
+        "stage": stat.stage,
+        "seconds": None if stat.computed_s is None else round(stat.computed_s, 3),
+        "cached": stat.cached,
+        "key": stat.key,
+    }
+    if stat.steps:
+        record["steps"] = {name: round(seconds, 3) for name, seconds in stat.steps}
+    if stat.cached:
+        record["reload_seconds"] = round(stat.seconds, 3)
+    return record
 
 
 def _plain(value: Any) -> Any:

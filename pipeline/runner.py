@@ -6,6 +6,10 @@ The on-disk cache is the checkpoint: a re-run resumes at the first stage (or emb
 chunk, or LLM cluster label) that is not cached. A stage result that says it is incomplete
 (``complete`` false: some LLM calls failed) is returned but not cached, so the next run
 computes that stage again and asks only for what is missing.
+
+Beside each stage's cached output the runner keeps how long computing it took (and its named
+steps, such as loading the model), so a run served from the cache reports the seconds of the run
+that computed each stage, and its own reload time apart (``StageStat``, the manifest).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .stages import label as label_stage
 from .types import Table
 
 log = logging.getLogger(__name__)
+TIMINGS = "stage_timings"  # the cache's kind for how long computing each stored stage took
 
 
 def stage_keys(table: Table, config: PipelineConfig, runtime: Runtime) -> dict[str, str]:
@@ -165,9 +170,11 @@ def _execute(
             raise error from exc
         artifacts[stage.output] = value
         warnings.extend(ctx.warnings)
-        stats.append(StageStat(stage.name, ctx.elapsed, hit, key))
+        stat = _stat(stage.name, key, ctx, hit, cache)
+        stats.append(stat)
         source = "from cache" if hit else "computed"
-        emit(Event(stage.name, "finished", 1.0, ctx.elapsed, hit, f"{source}: {stage.summary(value)}"))
+        steps = "".join(f"; {name} took {seconds:.1f} s" for name, seconds in stat.steps if not hit)
+        emit(Event(stage.name, "finished", 1.0, ctx.elapsed, hit, f"{source}: {stage.summary(value)}{steps}"))
     return Result(
         config=config,
         **{stage.output: artifacts[stage.output] for stage in STAGES},
@@ -175,6 +182,26 @@ def _execute(
         warnings=tuple(warnings),
         keys=keys,
     )
+
+
+def _stat(stage: str, key: str, ctx: StageContext, hit: bool, cache: Cache) -> StageStat:
+    """The stage's timings: this run's when it computed (kept beside the stored output), else
+    those of the run that computed what it loaded, with the reload's own seconds apart."""
+    if not hit:
+        stat = StageStat(stage, ctx.elapsed, False, key, ctx.elapsed, tuple(ctx.steps.items()))
+        if cache.writable and cache.contains(stage, key):  # stored: not an incomplete result
+            try:
+                cache.put(TIMINGS, key, {"seconds": stat.seconds, "steps": dict(stat.steps)})
+            except Exception:  # timings are worth less than the run
+                log.warning("cache: could not keep the timings of %s", stage, exc_info=True)
+        return stat
+    timings = cache.lookup(TIMINGS, key)
+    try:
+        seconds = float(timings["seconds"])
+        steps = tuple((str(name), float(s)) for name, s in dict(timings.get("steps", {})).items())
+    except (KeyError, TypeError, ValueError, AttributeError):  # none (kept before timings were)
+        return StageStat(stage, ctx.elapsed, True, key)
+    return StageStat(stage, ctx.elapsed, True, key, seconds, steps)
 
 
 def stream(

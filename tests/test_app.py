@@ -873,7 +873,8 @@ def test_cluster_tree_merges_a_level_in_one_step_that_undo_takes_back(app):
     assert [c.key for c in at.get("plotly_chart") if c.key == "tree"] == []  # only the open tab is drawn
     at.session_state["view_tab"] = "Cluster tree"
     at.run()
-    assert [c.key for c in at.get("plotly_chart")] == ["tree"]  # neither the map nor the sizes
+    views = [c.key for c in at.get("plotly_chart") if c.key in ("map", "sizes", "tree")]
+    assert views == ["tree"]  # neither the map nor the sizes
     assert at.slider(key="tree_level").max == n
 
     # a merge by hand first: the tree merge must compose with it
@@ -1003,3 +1004,135 @@ def test_the_embedding_backend_is_a_saved_setting_that_embeds_again(app):
     later = app.open(ws=at.query_params["ws"])  # a new session starts from the saved setting
     later.switch_page("pages/explore.py").run()
     assert later.selectbox(key="set:embed.backend").value == "onnx-int8"
+
+
+# ---------------------------------------------------------------------------- find, filter, break down
+
+
+def survey_csv() -> bytes:
+    """The topic texts with a channel that leans by topic (billing by email) and a date that
+    moves (crash reports in the last weeks)."""
+    texts_, topics = topic_texts(30, seed=5)
+    channel = ["email" if t == "billing" else ("app" if i % 2 else "web") for i, t in enumerate(topics)]
+    start = pd.Timestamp("2024-01-01")
+    dates = [
+        (start + pd.Timedelta(days=70 + i % 14 if t == "crash" else i % 84)).strftime("%d/%m/%Y")
+        for i, t in enumerate(topics)
+    ]
+    frame = pd.DataFrame({"comment": texts_, "channel": channel, "created": dates})
+    return frame.to_csv(index=False).encode()
+
+
+def explore_survey(app) -> AppTest:
+    at = upload(app.open(), "survey.csv", survey_csv())
+    run_clustering(at)
+    return at.switch_page("pages/explore.py").run()
+
+
+def cluster_of(at: AppTest, word: str) -> int:
+    table = cluster_table(at)
+    return int(table.loc[table["keywords"].str.contains(word), "id"].iloc[0])
+
+
+def test_a_word_search_counts_matches_per_cluster_and_fades_the_rest_of_the_map(app):
+    at = explore_survey(app)
+    at.text_input(key="search_text").input("refund").run()
+    assert_healthy(at)
+    (line,) = [t for t in texts(at) if t.startswith("Search 'refund'")]
+    total = int(re.search(r": ([\d,]+) match", line).group(1))
+    billing = cluster_of(at, "refund|invoice|charged")
+    assert total > 0 and f"all in '{cluster_table(at).set_index('id').loc[billing, 'label']}'" in line
+    assert cluster_table(at).set_index("id").loc[billing, "matches"] == total
+    (map_chart,) = [c for c in at.get("plotly_chart") if c.key == "map"]
+    traces = json.loads(map_chart.proto.spec)["data"]
+    assert traces[-1]["name"] == "not matching the search" and len(traces) == 2  # one cluster lit
+
+    at.text_input(key="search_text").input("refund(").run()  # a bad pattern, as a pattern
+    at.checkbox(key="search_regex").check().run()
+    assert_healthy(at)
+    assert any("is not a valid regular expression" in w for w in warnings(at))
+
+
+def test_a_meaning_search_uses_the_runs_own_model_and_finds_texts_like_a_row(app):
+    at = explore_survey(app)
+    at.segmented_control(key="search_mode").set_value("meaning").run()
+    at.text_input(key="search_text").input("app crash freeze").run()
+    assert_healthy(at)
+    (line,) = [t for t in texts(at) if t.startswith("Search 'app crash freeze'")]
+    crash = cluster_of(at, "crash|freeze|bug")
+    counts = cluster_table(at).set_index("id")["matches"]
+    assert counts.idxmax() == crash, line  # the nearest texts in meaning are the crash reports
+    (listing,) = [d for d in at.dataframe if (d.key or "").startswith("matches:")]
+    assert list(listing.value.columns)[:5] == ["row", "text", "cluster_id", "cluster_label", "score"]
+    assert listing.value["score"].is_monotonic_decreasing
+
+
+def test_filters_recount_the_clusters_and_come_off_with_one_click(app):
+    at = explore_survey(app)
+    before = cluster_table(at)
+    at.selectbox(key="filter_column").set_value("channel").run()
+    at.multiselect(key="filter_values:channel").set_value(["email"]).run()
+    at.button(key="filter_apply").click().run()
+    assert_healthy(at)
+    assert any(t.startswith("Showing 30 of 120 rows") for t in texts(at))
+    table = cluster_table(at)
+    billing = cluster_of(at, "refund|invoice|charged")
+    assert table.set_index("id").loc[billing, "size"] == 30 and table["size"].sum() == 30
+    assert table["rows (all)"].tolist() == before["size"].tolist()
+    (chip,) = [b for b in at.button if (b.key or "").startswith("unfilter:")]
+    assert unescape(chip.label) == "channel: email"
+    chip.click().run()
+    assert not any(t.startswith("Showing") for t in texts(at))
+    assert cluster_table(at)["size"].tolist() == before["size"].tolist()
+
+
+def test_the_breakdown_and_over_time_tabs_say_what_stands_out(app):
+    at = explore_survey(app)
+    at.session_state["view_tab"] = "Breakdown"
+    at.run()
+    assert_healthy(at)
+    at.selectbox(key="breakdown_column").set_value("channel").run()
+    assert [c.key for c in at.get("plotly_chart") if c.key == "breakdown_chart"] == ["breakdown_chart"]
+    billing = cluster_table(at).set_index("id").loc[cluster_of(at, "refund|invoice|charged"), "label"]
+    assert any(t.startswith(f"email: '{billing}'") for t in "\n".join(texts(at)).splitlines())
+    rows = pd.read_csv(io.BytesIO(app.downloaded(at, "dl_breakdown")), encoding="utf-8-sig")
+    assert list(rows.columns) == [
+        "value", "cluster_id", "cluster_label", "rows", "share_of_value", "share_overall", "lift", "residual"
+    ]  # fmt: skip
+    at.session_state["view_tab"] = "Over time"
+    at.run()
+    assert_healthy(at)
+    movers = [d.value for d in at.dataframe if "last_rows" in d.value.columns]
+    crash = cluster_of(at, "crash|freeze|bug")
+    assert movers and movers[0]["cluster_id"].iloc[0] == crash  # the crash reports grew
+    assert [c.key for c in at.get("plotly_chart") if c.key == "trends_chart"] == ["trends_chart"]
+
+
+def test_reading_a_cluster_shows_its_keywords_nearest_clusters_and_rows(app):
+    at = explore_survey(app)
+    billing = cluster_of(at, "refund|invoice|charged")
+    reading(at).set_value(billing).run()
+    assert_healthy(at)
+    assert [c.key for c in at.get("plotly_chart") if c.key == "read_keywords"] == ["read_keywords"]
+    (nearest,) = [
+        d.value
+        for d in at.dataframe
+        if list(d.value.columns) == ["cluster_id", "cluster_label", "similarity"]
+    ]
+    assert len(nearest) == 3 and billing not in nearest["cluster_id"].tolist()
+    (rows,) = [d.value for d in at.dataframe if (d.key or "").startswith("read_rows:")]
+    assert len(rows) == 30 and set(rows["channel"]) == {"email"}
+
+
+def test_export_offers_the_rows_the_filters_keep(app):
+    at = explore_survey(app)
+    at.selectbox(key="filter_column").set_value("channel").run()
+    at.multiselect(key="filter_values:channel").set_value(["email"]).run()
+    at.button(key="filter_apply").click().run()
+    at.switch_page("pages/export.py").run()
+    assert_healthy(at)
+    assert len(pd.read_csv(io.BytesIO(app.downloaded(at, "dl_csv")), encoding="utf-8-sig")) == 120
+    at.radio(key="export_rows").set_value("filtered").run()
+    rows = pd.read_csv(io.BytesIO(app.downloaded(at, "dl_csv")), encoding="utf-8-sig")
+    assert len(rows) == 30 and set(rows["channel"]) == {"email"}
+    assert json.loads(app.downloaded(at, "dl_manifest"))["filters"] == ["channel: email"]

@@ -506,3 +506,16 @@ def test_the_benchmark_runs_on_a_small_table():
     ]
     assert all(r["goal_met"] for r in rows)
     assert bench_facets.markdown(rows).startswith("| step (3,000 rows) | median s |")
+
+
+def test_movers_that_only_grew_list_no_empty_row():
+    frame = pd.DataFrame(
+        {
+            "period": ["2024-01-01"] * 2 + ["2024-01-08"] * 2,
+            "cluster_id": [0, 1, 0, 1],
+            "cluster_label": ["a", "b", "a", "b"],
+            "rows": [0, 5, 20, 5],
+        }
+    )
+    moved = f.movers(frame, min_rows=10)
+    assert moved["cluster_id"].tolist() == [0] and moved["note"].tolist() == ["new"]

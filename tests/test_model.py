@@ -13,14 +13,24 @@ import pandas as pd
 import pytest
 
 import pipeline
-from pipeline import EmbedParams, StageError
-from pipeline.embedders import SentenceTransformerEmbedder, embedder_identity, load_embedder
+from pipeline import EmbedParams, StageError, embedders
+from pipeline.embedders import SentenceTransformerEmbedder, embedder_identity, load, load_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_packaged_model_embeds_offline_and_means_something():
+def test_packaged_model_embeds_offline_and_means_something(monkeypatch):
+    monkeypatch.setattr(embedders, "MODELS", embedders.LoadedModels())  # this test loads it
     embedder = load_embedder(EmbedParams())
+    steps: list[tuple[float, str]] = []
+    load(embedder, lambda fraction, message: steps.append((fraction, message)))  # the one load
+    assert [message for _, message in steps] == [
+        "importing PyTorch",
+        "importing transformers",
+        "importing sentence-transformers",
+        "reading its weights",
+    ]
+    assert [fraction for fraction, _ in steps] == sorted(fraction for fraction, _ in steps)
     vectors = embedder.encode(
         ["my card was declined at the shop", "payment refused at checkout", "please add a dark mode"]
     )

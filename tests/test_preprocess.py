@@ -190,4 +190,27 @@ def test_csv_table_end_to_end(tmp_path):
     assert corpus.counts.tolist() == [2, 1]
     assert corpus.issues.tolist() == ["", "empty", "", ""]
     assert corpus.row_to_unique.tolist() == [0, -1, 1, 0]
-    assert ctx.warnings == ["preprocess: 1 rows have no usable text; they stay in the output with a reason"]
+    assert ctx.warnings == [
+        "preprocess: 1 row has no usable text: row 2 (counting from 1 below the header); "
+        "it stays in the output with a reason (text_issue)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("blank", "named"),
+    [
+        ([6], "1 row has no usable text: row 7"),
+        ([1, 3], "2 rows have no usable text: rows 2 and 4"),
+        ([0, 4, 5], "3 rows have no usable text: rows 1, 5 and 6"),
+        ([1, 2, 3, 4, 5], "5 rows have no usable text: rows 2, 3, 4, 5 and 6"),
+        (list(range(2, 14)), "12 rows have no usable text: rows 3, 4, 5, 6, 7 and 7 more"),
+    ],
+)
+def test_rows_without_text_are_named_by_their_row_numbers(blank, named):
+    texts = ["" if i in blank else f"text {i}" for i in range(15)]
+    ctx = detached("preprocess")
+    run(texts, ctx=ctx)
+    (warning,) = ctx.warnings
+    assert warning.startswith(f"preprocess: {named} (counting from 1 below the header); ")
+    they = "it stays" if len(blank) == 1 else "they stay"
+    assert warning.endswith(f"; {they} in the output with a reason (text_issue)")

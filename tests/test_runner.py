@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,10 +33,11 @@ def test_events_describe_every_stage(topic_table, cache_dir, fake_embedder):
         assert 0.0 <= event.fraction <= 1.0
         assert event.elapsed_s >= 0.0
     embed_progress = [e for e in events if e.stage == "embed" and e.kind == "progress"]
-    # 120 texts in chunks of 50: the model loads, then one event per chunk, fractions rising to 1
-    assert [round(e.fraction, 2) for e in embed_progress] == [0.0, 0.42, 0.83, 1.0]
+    # 120 texts in chunks of 50: each chunk is announced, then counted, fractions rising to 1
+    assert [round(e.fraction, 2) for e in embed_progress] == [0.0, 0.0, 0.42, 0.42, 0.83, 0.83, 1.0]
     assert embed_progress[0].message == f"embedding with {fake_embedder.identity}"
-    assert "chunk 3/3" in embed_progress[-1].message
+    assert embed_progress[1].message == "embedding chunk 1/3 (50 texts)"
+    assert embed_progress[-1].message == "chunk 3/3: 120 of 120 texts"
     assert result.n_clusters == 4
 
 
@@ -402,3 +406,141 @@ def test_plan_says_when_reduce_is_off(topic_table, cache_dir, fake_embedder):
         "reduce",
         "reduce is off: clustering on full embeddings",
     )
+
+
+# --- loading the model: a timed step, once per process (issue 13, bug 8) --------------------------
+
+
+class LoadCounting(FakeEmbedder):
+    """A backend's embedder whose weights "load" once, ahead or on the first encode, and count."""
+
+    def __init__(self, model: str, loads: list[str]):
+        super().__init__(name=model)
+        self.loads = loads
+        self.loaded = False
+        self._lock = threading.Lock()  # as the real backends: one load per object
+
+    def load(self, report=lambda fraction, message: None) -> None:
+        with self._lock:
+            if not self.loaded:
+                report(0.5, "reading its weights")
+                self.loads.append(self.identity)
+                self.loaded = True
+
+    def encode(self, texts):
+        self.load()
+        return super().encode(texts)
+
+
+@pytest.fixture
+def counted(monkeypatch, tmp_path) -> list[str]:
+    """A backend "counted" registered for the test, in a process that has loaded no model yet;
+    returns the loads, in order."""
+    from pipeline import embedders
+
+    loads: list[str] = []
+    monkeypatch.setitem(
+        embedders.BACKENDS,
+        "counted",
+        embedders.Backend(
+            name="counted",
+            label="Counted",
+            load=lambda model, device, batch_size, models: LoadCounting(model, loads),
+            libraries=(),
+        ),
+    )
+    monkeypatch.setattr(embedders, "MODELS", embedders.LoadedModels())
+    monkeypatch.setenv("CLUSTERLAB_MODELS_DIR", str(tmp_path / "models"))
+    return loads
+
+
+def run_counted(table, cache_dir, model: str = "tiny-words", **values):
+    config = config_for(**{"embed.backend": "counted", "embed.model": model, **values})
+    return run_collect(table, config, cache_dir, None)
+
+
+def embed_messages(events) -> list[str]:
+    return [e.message for e in events if e.stage == "embed" and e.kind == "progress"]
+
+
+def test_a_server_process_loads_a_model_once_and_the_load_is_a_timed_step(topic_table, tmp_path, counted):
+    first, events = run_counted(topic_table, tmp_path / "dataset-a")
+    # the app: every dataset has a cache of its own, in the same server process
+    second, again = run_counted(topic_table, tmp_path / "dataset-b")
+    assert counted == ["fake:tiny-words:32"]  # loaded once
+    messages = embed_messages(events)
+    assert messages[0] == "loading the model tiny-words (once per process)"
+    assert messages[1] == "loading tiny-words: reading its weights"
+    assert re.fullmatch(r"model tiny-words loaded in \d+\.\d s", messages[2])
+    assert messages[3] == "embedding chunk 1/3 (50 texts)"  # what the heartbeat repeats meanwhile
+    fractions = [e.fraction for e in events if e.stage == "embed" and e.kind == "progress"]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1
+    # the load is a tenth of the stage (its own report halfway through), the texts the rest
+    assert fractions[1:3] == [pytest.approx(0.05), pytest.approx(0.1)]
+    embed = next(s for s in first.manifest()["stages"] if s["stage"] == "embed")
+    assert set(embed["steps"]) == {"loading the model"} and embed["steps"]["loading the model"] >= 0
+    finished = next(e for e in events if e.stage == "embed" and e.kind == "finished")
+    assert re.search(r"; loading the model took \d+\.\d s$", finished.message)
+    assert embed_messages(again)[0] == "the model tiny-words is loaded already (once per process)"
+    assert "steps" not in next(s for s in second.manifest()["stages"] if s["stage"] == "embed")
+
+
+def test_another_model_loads_on_its_own_and_a_process_keeps_the_last_two(topic_table, tmp_path, counted):
+    run_counted(topic_table, tmp_path / "a", model="one")
+    run_counted(topic_table, tmp_path / "b", model="two")
+    assert counted == ["fake:one:32", "fake:two:32"]
+    run_counted(topic_table, tmp_path / "c", model="one")  # kept: no load
+    run_counted(topic_table, tmp_path / "d", model="three")  # "two" was used longest ago: dropped
+    run_counted(topic_table, tmp_path / "e", model="one")
+    assert counted == ["fake:one:32", "fake:two:32", "fake:three:32"]
+    run_counted(topic_table, tmp_path / "f", model="two")
+    assert counted[-1] == "fake:two:32" and len(counted) == 4
+
+
+def test_two_runs_at_once_load_a_model_once(topic_table, tmp_path, counted):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(run_counted, topic_table, tmp_path / name) for name in ("a", "b")]
+        results = [d.result()[0] for d in done]
+    assert counted == ["fake:tiny-words:32"] and all(r.n_clusters == 4 for r in results)
+
+
+# --- a reload from the cache reports the computing run's times (issue 13, item 10) --------------
+
+
+def test_a_reload_from_the_cache_reports_the_seconds_of_the_run_that_computed_it(
+    topic_table, cache_dir, fake_embedder
+):
+    first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    again, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    computed = {s["stage"]: s for s in first.manifest()["stages"]}
+    reloaded = {s["stage"]: s for s in again.manifest()["stages"]}
+    for stage in STAGES:
+        assert computed[stage]["cached"] is False and "reload_seconds" not in computed[stage]
+        assert reloaded[stage]["cached"] is True
+        assert reloaded[stage]["seconds"] == computed[stage]["seconds"]  # the first run's
+        assert reloaded[stage]["reload_seconds"] >= 0  # and the reload's own, apart
+        assert reloaded[stage]["key"] == computed[stage]["key"]
+    stat = next(s for s in again.stages if s.stage == "reduce")
+    assert stat.cached and stat.computed_s == next(s for s in first.stages if s.stage == "reduce").seconds
+    changed, _ = run_collect(
+        topic_table, config_for(**{"cluster.min_cluster_size": 12}), cache_dir, fake_embedder
+    )
+    partly = {s["stage"]: s for s in changed.manifest()["stages"]}
+    assert partly["embed"]["seconds"] == computed["embed"]["seconds"] and partly["embed"]["cached"]
+    assert partly["cluster"]["cached"] is False and "reload_seconds" not in partly["cluster"]
+
+
+def test_a_cache_without_timings_reports_unknown_seconds_not_the_reload(
+    topic_table, cache_dir, fake_embedder
+):
+    import shutil
+
+    from pipeline.runner import TIMINGS
+
+    run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    for folder in cache_dir.rglob(TIMINGS):  # a cache written before timings were kept
+        shutil.rmtree(folder)
+    again, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert all(s["seconds"] is None and s["reload_seconds"] >= 0 for s in again.manifest()["stages"])

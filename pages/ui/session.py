@@ -84,7 +84,7 @@ def select_dataset(ws: Workspace, dataset_id: str | None) -> None:
     The settings widgets then start from the dataset's saved settings (``widgets._setting``),
     read with the rest of its state where the page loads it, so opening one reads nothing."""
     st.session_state["dataset_id"] = dataset_id
-    for key in ("result", "result_key", "memo", "reading", "suggestion"):
+    for key in ("result", "result_key", "memo", "reading", "suggestion", "filters", "query", "search_text"):
         st.session_state.pop(key, None)
     # the previous dataset's slider values must not carry over (nor be saved as this one's)
     for key in [k for k in st.session_state if str(k).startswith(("set:", "kept:"))]:

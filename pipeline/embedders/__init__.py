@@ -10,24 +10,33 @@ its module plus its line there (docs/architecture.md, "Add an embedding backend"
 * ``torch``: sentence-transformers on PyTorch, CPU or GPU (``Runtime.device``).
 * ``onnx-int8``: the same model exported to ONNX and quantized to int8, on ONNX Runtime (CPU).
 * ``model2vec``: a static model distilled from the same model (CPU, numpy); a fast preview.
-The two built backends make their model files once, from the local weights, in
-``<cache>/models``.
+The two built backends make their model files once per machine, from the local weights, in one
+shared folder (``Runtime.models_dir``, ``$CLUSTERLAB_MODELS_DIR`` or ``~/.cache/clusterlab/models``).
+
+A process keeps the embedders it made in ``MODELS`` (the last two used), so the app's server loads
+a model once, not once per run or per dataset.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cache import default_models_dir
 from ..errors import StageError
-from . import _build, onnx_int8, pytorch, static
+from . import onnx_int8, pytorch, static
 from .base import (
     DEFAULT_MODEL,
     PACKAGED_ALIASES,
     Backend,
     Embedder,
+    Loads,
+    Report,
     packaged_model_dir,
+    quiet,
     resolve_model,
 )
 from .pytorch import SentenceTransformerEmbedder
@@ -64,24 +73,76 @@ def embedder_identity(params: EmbedParams) -> str:
     return f"{params.backend}:{resolve_model(params.model)[1]}{backend(params.backend).suffix()}"
 
 
-_loaded: dict[tuple[str, str, str, int, str], Embedder] = {}
-_loaded_lock = threading.Lock()
+MODELS_KEPT = 2  # embedders a process keeps (a model's weights: 20 to 100 MB for MiniLM)
+
+
+class LoadedModels:
+    """The embedders a process made, by what makes their vectors; the ``keep`` used last stay.
+
+    Thread-safe: the app's server runs many pipelines at once. An embedder dropped here stays
+    usable by a run that holds it; the next run makes (and loads) it again."""
+
+    def __init__(self, keep: int = MODELS_KEPT):
+        self.keep = keep
+        self._items: OrderedDict[Hashable, Embedder] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], Embedder]) -> Embedder:
+        """The embedder kept under ``key``, else ``make()``'s (kept unless it raises)."""
+        with self._lock:  # making one is cheap: the weights load later, under its own lock
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            embedder = make()
+            self._items[key] = embedder
+            while len(self._items) > self.keep:
+                self._items.popitem(last=False)
+            return embedder
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MODELS = LoadedModels()
 
 
 def load_embedder(
-    params: EmbedParams, device: str = "auto", batch_size: int = 64, cache_location: Path | None = None
+    params: EmbedParams,
+    device: str = "auto",
+    batch_size: int = 64,
+    cache_location: Path | None = None,
+    *,
+    models_dir: Path | None = None,
 ) -> Embedder:
-    """The embedder for ``params``; built once per process (weights load on first use).
+    """The embedder for ``params``, made once per process and kept in ``MODELS``; its weights load
+    on its first ``encode``, or ahead with ``load`` (below).
 
-    ``cache_location`` is the pipeline cache: the built backends keep their model files in its
-    ``models`` folder (the default cache folder's when it is None).
+    It is kept under what makes its vectors (backend, the model's identity, device, batch size),
+    never a folder: every run, cache and dataset of a process shares it. The built backends keep
+    their files in ``models_dir`` (default: ``cache.default_models_dir()``, shared by every cache);
+    ``cache_location``, from callers older than that shared folder, stands for its ``models``.
     """
-    models = _build.models_root(cache_location)
-    key = (params.backend, params.model, device, batch_size, str(models))
-    with _loaded_lock:
-        if key not in _loaded:
-            _loaded[key] = _make(params, device, batch_size, models)
-        return _loaded[key]
+    if models_dir is None:
+        models_dir = Path(cache_location) / "models" if cache_location is not None else default_models_dir()
+    key = (params.backend, embedder_identity(params), device, batch_size)
+    return MODELS.get(key, lambda: _make(params, device, batch_size, Path(models_dir)))
+
+
+def is_loaded(embedder: Embedder) -> bool:
+    """Whether ``embedder``'s weights are in memory (one that cannot load ahead counts as loaded)."""
+    return not isinstance(embedder, Loads) or embedder.loaded
+
+
+def load(embedder: Embedder, report: Report = quiet) -> None:
+    """Load ``embedder``'s weights now (building its model files first where needed), telling
+    ``report`` how far it is; nothing for one that is loaded or cannot load ahead."""
+    if isinstance(embedder, Loads):
+        embedder.load(report)
 
 
 def _make(params: EmbedParams, device: str, batch_size: int, models: Path) -> Embedder:
@@ -100,11 +161,18 @@ __all__ = [
     "DEFAULT_MODEL",
     "PACKAGED_ALIASES",
     "Backend",
+    "MODELS",
+    "MODELS_KEPT",
     "Embedder",
+    "LoadedModels",
+    "Loads",
+    "Report",
     "SentenceTransformerEmbedder",
     "backend",
     "embedder_identity",
+    "is_loaded",
     "libraries",
+    "load",
     "load_embedder",
     "packaged_model_dir",
     "resolve_model",

@@ -1,9 +1,10 @@
 """Shared by the backends that build a model file once: where it lives, and building it safely.
 
-A built model (an ONNX export, a distilled static model) lives in ``<cache>/models/<name>``,
-where the name carries a hash of everything the files depend on (the source model's identity,
-the library versions, the recipe). It is built in a temporary folder beside it and renamed
-into place, so a crash or a second process never leaves a half-written model behind.
+A built model (an ONNX export, a distilled static model) lives in ``<models folder>/<name>``
+(one folder for every cache: ``Runtime.models_folder``), where the name carries a hash of
+everything the files depend on (the source model's identity, the library versions, the recipe).
+It is built in a temporary folder beside it and renamed into place, so a crash or a second
+process never leaves a half-written model behind.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..cache import chain_key, default_cache_dir
+from ..cache import chain_key
 from ..errors import StageError
+from .base import Report, quiet
 
 log = logging.getLogger(__name__)
 _build_lock = threading.Lock()  # one build at a time in a process; other processes race safely
+STALE_BUILD_S = 6 * 3600  # a temporary build folder this old was left by a killed process
 
 
 def lib_version(name: str) -> str:
@@ -41,18 +45,25 @@ def load_transformer(path: str, **kwargs):
     return AutoModel.from_pretrained(path, **kwargs).eval(), AutoTokenizer.from_pretrained(path)
 
 
-def models_root(cache_location: Path | None) -> Path:
-    """``<cache>/models``; the default cache folder's when the run caches nothing."""
-    return Path(cache_location if cache_location is not None else default_cache_dir()) / "models"
-
-
 def model_folder(root: Path, backend: str, model_identity: str, depends_on: dict[str, str]) -> Path:
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", model_identity.split("@")[0].rsplit("/", 1)[-1])[:40]
     return root / f"{backend}-{slug}-{chain_key(backend, model_identity, depends_on)[:16]}"
 
 
-def build_once(folder: Path, build: Callable[[Path], None], what: str, about: dict[str, str]) -> Path:
-    """``folder`` as built by ``build(tmp)``; built only if it is not there yet."""
+def build_once(
+    folder: Path,
+    build: Callable[[Path, Report], None],
+    what: str,
+    about: dict[str, str],
+    report: Report = quiet,
+    took: str = "",
+) -> Path:
+    """``folder`` as built by ``build(tmp, report)``; built only if it is not there yet.
+
+    ``report`` hears each step as "building <what> once (took <took>): <step>", then how long the
+    build took here. Safe with two processes building at once: each builds in a temporary folder of
+    its own and renames it into place; the second rename fails and that process keeps the first's.
+    A build that stops (an error, Ctrl-C) leaves no folder, so the next use builds again."""
     done = folder / "built.json"
     if done.exists():
         return folder
@@ -62,11 +73,17 @@ def build_once(folder: Path, build: Callable[[Path], None], what: str, about: di
         folder.parent.mkdir(parents=True, exist_ok=True)
         if folder.exists():  # left half-built by hand (built.json is written last): start over
             shutil.rmtree(folder)
+        _remove_stale_builds(folder)
         log.info("embed: building %s once into %s (later runs load it)", what, folder)
+        heading = f"building {what} once" + (f" (took {took})" if took else "")
+        began = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
-            build(tmp)
-            (tmp / "built.json").write_text(json.dumps(about, indent=1, sort_keys=True))
+            build(tmp, lambda fraction, step: report(fraction, f"{heading}: {step}"))
+            seconds = time.monotonic() - began
+            (tmp / "built.json").write_text(
+                json.dumps({**about, "build_seconds": f"{seconds:.1f}"}, indent=1, sort_keys=True)
+            )
             try:
                 tmp.rename(folder)
             except OSError:  # another process finished first: keep its copy
@@ -74,7 +91,21 @@ def build_once(folder: Path, build: Callable[[Path], None], what: str, about: di
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    log.info("embed: built %s in %.1f s", what, seconds)
+    report(1.0, f"built {what} in {seconds:.0f} s (once: later runs load it from {folder.parent})")
     return folder
+
+
+def _remove_stale_builds(folder: Path) -> None:
+    """Temporary folders of builds that were killed (SIGKILL skips their clean-up); a build under
+    way in another process is younger than ``STALE_BUILD_S``."""
+    now = time.time()
+    for old in folder.parent.glob(f".{folder.name}-*"):
+        try:
+            if now - old.stat().st_mtime > STALE_BUILD_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def local_model_dir(source: str) -> Path | None:

@@ -17,6 +17,21 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 
+# (share of the step done, 0..1; what is happening): how loading or building says how far it is
+Report = Callable[[float, str], None]
+
+
+def quiet(fraction: float, message: str) -> None:
+    """A ``Report`` that tells no one."""
+
+
+def part(report: Report, start: float, end: float) -> Report:
+    """``report`` for a part of a step, from ``start`` to ``end`` of the whole (ends exactly)."""
+    return lambda fraction, message: report(
+        end if fraction >= 1 else start + (end - start) * fraction, message
+    )
+
+
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors."""
@@ -24,6 +39,20 @@ class Embedder(Protocol):
     identity: str  # stable name + version: changes whenever the vectors would
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Loads(Protocol):
+    """An embedder that can load its weights ahead of ``encode`` (which loads them otherwise), so
+    the embed stage shows the load (and a first build) as a step of its own, with its time.
+    Every registered backend's embedder has it; an embedder without it counts as loaded."""
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def load(self, report: Report = quiet) -> None:
+        """Load the weights now (building the model files first, where the backend builds),
+        telling ``report`` how far it is; nothing when they are loaded already."""
 
 
 def _no_suffix() -> str:
@@ -38,14 +67,15 @@ class Backend:
 
     name: str  # the value of embed.backend
     label: str  # what the app's backend list calls it
-    # (model name or folder, device, batch size, <cache>/models) -> an Embedder; weights may load later
+    # (model name or folder, device, batch size, the shared models folder) -> an Embedder; its
+    # weights load later (give it ``loaded`` and ``load(report)``: see ``Loads``)
     load: Callable[[str, str, int, Path], Embedder]
     libraries: tuple[str, ...]  # packages whose versions the manifest records
     # what besides the model makes its vectors (runtime version, build recipe): ends the identity,
     # so it is part of every embedding cache key
     suffix: Callable[[], str] = _no_suffix
     cpu_only: bool = False  # embed.device = cuda is refused with a way out
-    builds: bool = False  # makes its model files once from the local weights (about a minute)
+    builds: bool = False  # makes its model files once from the local weights (see its BUILD_TOOK)
 
 
 def offline_environment() -> None:

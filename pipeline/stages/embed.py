@@ -4,6 +4,10 @@ The vectors are written chunk by chunk into a memory-mapped .npy file (never one
 memory), here or on a Dask cluster (``Runtime.scheduler``, see pipeline/distributed.py). The
 file's disk space is allocated before the first write: writing into a sparse mapping on a full
 disk kills the process with SIGBUS, where a failed allocation is an error that says so.
+
+Loading the model (and building it, on a built backend's first use on the machine) is a step of
+its own: its progress and time are reported, and the manifest keeps its seconds. A process loads
+a model once (``embedders.MODELS``); later runs say it is loaded already.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from .. import distributed
 from ..cache import MISSING, chain_key, check_free_space, disk_full_error, texts_digest
 from ..config import EmbedParams
 from ..context import Runtime, StageContext, detached
-from ..embedders import Embedder, backend, embedder_identity, load_embedder
+from ..embedders import Embedder, Loads, embedder_identity, is_loaded, load, load_embedder
 from ..errors import StageError
 from ..types import Corpus, Embeddings
 from .base import PlanContext, Stage
 
 VERSION = 1
 log = logging.getLogger(__name__)
+MODEL_STEP = "loading the model"  # the step's name in StageStat.steps and the manifest
+MODEL_SHARE = 0.1  # of the stage's progress, when a run loads the model
 
 
 def chunk_plan(texts: np.ndarray, chunk_size: int) -> list[np.ndarray]:
@@ -159,27 +165,71 @@ def embed(corpus: Corpus, params: EmbedParams, ctx: StageContext | None = None) 
     return Embeddings(vectors=vectors.finish(), model=identity)
 
 
+class _Progress:
+    """The stage's fraction done: texts embedded, and the model's load when this run loads it."""
+
+    def __init__(self, total: int, loads_model: bool):
+        self.total = total
+        self.weight = total * MODEL_SHARE / (1 - MODEL_SHARE) if loads_model else 0.0
+        self.texts = 0  # embedded or loaded from the cache
+        self.model = 0.0  # share of the model's load done
+
+    @property
+    def fraction(self) -> float:
+        return (self.texts + self.weight * self.model) / (self.total + self.weight)
+
+
 def _embed_here(corpus, chunks, identity, params, vectors: _Vectors, ctx: StageContext) -> None:
-    given: Embedder | None = ctx.runtime.embedder
-    total, done = corpus.n_texts, 0
+    runtime = ctx.runtime
+    embedder: Embedder = runtime.embedder or load_embedder(
+        params, runtime.device, runtime.batch_size, models_dir=runtime.models_folder
+    )
+    progress = _Progress(corpus.n_texts, loads_model=not is_loaded(embedder))
     started = False
     for number, index in enumerate(chunks, start=1):
         texts = [str(t) for t in corpus.texts[index]]
 
-        def compute(texts: list[str] = texts, fraction: float = done / total) -> np.ndarray:
+        def compute(texts: list[str] = texts, number: int = number) -> np.ndarray:
             nonlocal started
-            if not started:  # the first chunk also loads the model (and builds it, the first time)
-                ctx.progress(fraction, _loading_message(params, given))
+            if not started:  # the first chunk to embed loads the model (and builds it, the first time)
                 started = True
-            embedder = given or load_embedder(
-                params, ctx.runtime.device, ctx.runtime.batch_size, ctx.cache.location
-            )
+                _ready(embedder, params, progress, ctx)
+            # said before the chunk: while it is embedded, the heartbeat repeats what is going on
+            ctx.progress(progress.fraction, f"embedding chunk {number}/{len(chunks)} ({len(texts):,} texts)")
             return checked(embedder.encode(texts), len(texts))
 
         block, hit = ctx.piece("embed_chunk", chunk_key(identity, texts), compute)
         vectors.put(index, block)
-        done += len(texts)
-        ctx.progress(done / total, _chunk_message(number, len(chunks), done, total, hit))
+        progress.texts += len(texts)
+        message = _chunk_message(number, len(chunks), progress.texts, corpus.n_texts, hit)
+        ctx.progress(progress.fraction, message)
+
+
+def _ready(embedder: Embedder, params: EmbedParams, progress: _Progress, ctx: StageContext) -> None:
+    """Load the model's weights as a timed step of the stage, unless this process has them."""
+    if not isinstance(embedder, Loads):  # given at run time, or a backend that loads as it encodes
+        ctx.progress(progress.fraction, f"embedding with {embedder.identity}")
+        return
+    name = _model_name(params.model)
+    if embedder.loaded:
+        progress.model = 1.0
+        ctx.progress(progress.fraction, f"the model {name} is loaded already (once per process)")
+        return
+    ctx.progress(progress.fraction, f"loading the model {name} (once per process)")
+
+    def report(share: float, message: str) -> None:
+        progress.model = max(progress.model, min(float(share), 1.0))
+        ctx.progress(progress.fraction, f"loading {name}: {message}")
+
+    with ctx.step(MODEL_STEP):
+        load(embedder, report)
+    progress.model = 1.0
+    ctx.progress(progress.fraction, f"model {name} loaded in {ctx.steps[MODEL_STEP]:.1f} s")
+
+
+def _model_name(model: str) -> str:
+    """A model's name as the messages show it: a local folder by its last part."""
+    return Path(model).name if "/" in model and Path(model).expanduser().is_dir() else model
 
 
 def _embed_on_cluster(
@@ -217,17 +267,6 @@ def _embed_on_cluster(
             ctx.progress(
                 done / total, _chunk_message(job.number, len(chunks), done, total, False) + " (Dask)"
             )
-
-
-def _loading_message(params: EmbedParams, given: Embedder | None) -> str:
-    if given is not None:
-        return f"embedding with {given.identity}"
-    if not backend(params.backend).builds:
-        return f"loading {params.model}"
-    return (
-        f"loading {params.model} for {params.backend} (its first use on this machine builds it "
-        "from the packaged model: about a minute, once)"
-    )
 
 
 def _chunk_message(number: int, n_chunks: int, done: int, total: int, hit: bool) -> str:

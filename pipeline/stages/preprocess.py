@@ -21,6 +21,7 @@ from ..types import (
 from .base import Stage
 
 VERSION = 2  # 2: zero-width joiners inside emoji and scripts are kept
+ROWS_SHOWN = 5  # rows a message names before "and N more"
 
 # Invisible characters that change nothing a reader sees: zero-width, bidi controls, BOM,
 # and C0/C1 control characters other than whitespace.
@@ -98,6 +99,20 @@ def _list_type(arrow_type) -> str:
     return re.sub(r"list<(item|element): ", "list<", str(arrow_type))
 
 
+def rows_without_text(positions: np.ndarray, shown: int = ROWS_SHOWN) -> str:
+    """Which rows have no usable text, as the user counts them (from 1, below the header):
+    "1 row has no usable text: row 7", "12 rows have no usable text: rows 2, 5, 7, 9, 11 and 7
+    more". ``positions`` are 0-based."""
+    n = len(positions)
+    numbers = [str(int(i) + 1) for i in positions[:shown]]
+    if n > shown:
+        listed = f"{', '.join(numbers)} and {n - shown:,} more"
+    else:
+        listed = " and ".join(filter(None, (", ".join(numbers[:-1]), numbers[-1])))
+    counted = "1 row has no usable text: row" if n == 1 else f"{n:,} rows have no usable text: rows"
+    return f"{counted} {listed} (counting from 1 below the header)"
+
+
 def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None = None) -> Corpus:
     """Check the text column, clean it, and map every row to a distinct text (or a reason)."""
     ctx = ctx or detached("preprocess")
@@ -163,9 +178,10 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
     row_to_unique = np.full(len(clean), -1, dtype=np.int64)
     row_to_unique[usable] = codes
     counts = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
-    skipped = int((~usable).sum())
-    if skipped:
-        ctx.warn(f"{skipped:,} rows have no usable text; they stay in the output with a reason")
+    if not usable.all():
+        skipped = np.flatnonzero(~usable)
+        they = "it stays" if len(skipped) == 1 else "they stay"
+        ctx.warn(f"{rows_without_text(skipped)}; {they} in the output with a reason (text_issue)")
     original = column.to_numpy(dtype=object, copy=True)  # never a view into the user's table
     return Corpus(
         table=table,

@@ -1,0 +1,186 @@
+"""Warm-up for a fresh install, run once at set-up: ``python -m pipeline.warmup [--backend NAME]``.
+
+What a first run would otherwise pay for:
+
+1. **Compiling UMAP.** UMAP compiles its numba functions on first use (23 s measured on a
+   fresh machine); the reduce stage keeps them in numba's on-disk cache (see
+   ``stages/reduce.py``), so a tiny reduce and cluster through the real stage functions here
+   fills that cache for every later process. HDBSCAN is compiled ahead (Cython): the cluster
+   stage runs only to load it once. pynndescent (the reduce stage's index past 70,000 texts) is
+   left out: numba cannot cache its main loop (``nn_descent``: "dynamic globals"), so every
+   process that builds an index compiles it again (about 28 s here), warm-up or not.
+2. **Building the backend's model.** A built backend (onnx-int8, model2vec) makes its model
+   files once per machine, into the shared models folder (``Runtime.models_folder``); its
+   progress is shown here instead of during someone's first run.
+
+Progress goes to stderr, one line per step. Running it again is quick and says that all was
+warm. A failing step is a warning, and the exit status stays 0 so installation goes on (the
+first run then does that work itself); only a usage error exits non-zero (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+WARM_POINTS = 300  # enough for UMAP's graph and HDBSCAN's clusters, small enough to take no time
+LINE_EVERY_S = 5.0  # a progress line at least this far apart, unless the step changes
+
+log = logging.getLogger(__name__)
+
+
+class Lines:
+    """Progress lines on the stream that was stderr when warm-up began: a model2vec build
+    redirects sys.stderr to read its bar, and lines written there meanwhile would vanish."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+
+    def say(self, text: str) -> None:
+        print(f"warm-up: {text}", file=self.stream, flush=True)
+
+    def report(self, began: float, built: list[bool]) -> Callable[[float, str], None]:
+        """A ``Report`` that says a line when the step changes, else at most every few seconds;
+        ``built`` gets an item when a build reports."""
+        last = {"step": "", "at": -LINE_EVERY_S}
+
+        def report(fraction: float, message: str) -> None:
+            if message.startswith("building"):
+                built.append(True)
+            step = message.rsplit(" (", 1)[0] if message.endswith(" done)") else message  # not the counts
+            now = time.monotonic()
+            if step != last["step"] or now - last["at"] >= LINE_EVERY_S:
+                last.update(step=step, at=now)
+                self.say(f"  {fraction:4.0%} {now - began:5.0f} s  {message}")
+
+        return report
+
+
+def compile_numba() -> str:
+    """Run a tiny reduce (UMAP on its exact neighbours, as for up to 50,000 texts) and cluster
+    through the stage functions, so numba's on-disk cache holds what UMAP compiles. Returns what
+    happened, in words."""
+    import numpy as np
+
+    from .config import ClusterParams, ReduceParams
+    from .stages.cluster import cluster
+    from .stages.reduce import reduce
+    from .types import Embeddings
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((6, 32))
+    points = centers[rng.integers(0, 6, WARM_POINTS)] + 0.3 * rng.standard_normal((WARM_POINTS, 32))
+    points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    projection = reduce(Embeddings(points, "warm-up"), ReduceParams())
+    cluster(projection, ClusterParams())
+    hits, misses = _numba_cache_counts()
+    # a few tiny helpers (UMAP's random numbers) compile again in every process: warm means that
+    # nearly everything came from the cache
+    if hits > misses:
+        return f"already warm: {hits} functions loaded from numba's cache ({misses} compiled)"
+    return f"compiled {misses} functions into numba's cache ({hits} were there already)"
+
+
+def _numba_cache_counts() -> tuple[int, int]:
+    """(functions loaded from numba's on-disk cache, functions compiled and saved to it) in this
+    process, over UMAP's and pynndescent's modules."""
+    from numba.core.dispatcher import Dispatcher
+
+    hits = misses = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("umap", "pynndescent")) or module is None:
+            continue
+        for function in vars(module).values():
+            if isinstance(function, Dispatcher):
+                stats = function.stats
+                hits += sum(stats.cache_hits.values())
+                misses += sum(stats.cache_misses.values())
+    return hits, misses
+
+
+def build_model(backend_name: str, models_dir: Path | None = None, lines: Lines | None = None) -> str:
+    """Build ``backend_name``'s model for the default model into the shared models folder, if
+    that backend builds one; returns what happened, in words."""
+    from . import embedders
+    from .config import EmbedParams
+    from .context import Runtime
+
+    declared = embedders.backend(backend_name)
+    params = EmbedParams(backend=backend_name)
+    if not declared.builds:
+        return f"{backend_name}: nothing to build (it loads {params.model} on each server's first run)"
+    runtime = Runtime() if models_dir is None else Runtime(models_dir=models_dir)
+    embedder = embedders.load_embedder(params, "cpu", runtime.batch_size, models_dir=runtime.models_folder)
+    built: list[bool] = []
+    began = time.monotonic()
+    embedders.load(embedder, (lines or Lines()).report(began, built))
+    if not built:
+        return f"{backend_name}: the model was built already, in {runtime.models_folder}"
+    return f"{backend_name}: model built in {time.monotonic() - began:.0f} s, in {runtime.models_folder}"
+
+
+def _backends() -> list[str]:
+    from .embedders import BACKENDS
+
+    return list(BACKENDS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .config import EmbedParams
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.warmup",
+        description="Compile UMAP's numba code and build the embedding backend's model once, at "
+        "set-up, so the first clustering does not wait for them. Never fails the set-up: a step "
+        "that fails is a warning.",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=_backends(),
+        default=EmbedParams().backend,
+        help="the embedding backend whose model to build (default: %(default)s, which builds nothing)",
+    )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="where built models go (default: $CLUSTERLAB_MODELS_DIR or the user's cache folder)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # a usage error exits 2 here
+    logging.basicConfig(level=logging.WARNING, format="warm-up: %(levelname)s %(name)s: %(message)s")
+    lines = Lines()
+    began = time.monotonic()
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("compiling UMAP (numba, once per machine)", compile_numba),
+        (f"the {args.backend} backend's model", lambda: build_model(args.backend, args.models_dir, lines)),
+    ]
+    failed = 0
+    for what, step in steps:
+        lines.say(f"{what} ...")
+        started = time.monotonic()
+        try:
+            outcome = step()
+        except Exception as exc:  # warm-up is an optimisation: never fail the installation
+            log.debug("warm-up step failed", exc_info=True)
+            failed += 1
+            lines.say(
+                f"warning: {what} failed ({type(exc).__name__}: {str(exc)[:300]}); the first run "
+                "will do this itself"
+            )
+            continue
+        lines.say(f"{outcome} ({time.monotonic() - started:.1f} s)")
+    state = f"{failed} step(s) failed, see the warnings above" if failed else "ready"
+    lines.say(f"{state}; took {time.monotonic() - began:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
