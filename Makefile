@@ -49,6 +49,8 @@ $(VENV)/bin/python:
 $(APP_STAMP): requirements.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip check
+	@# compile UMAP's numba code into its on-disk cache now, not during someone's first run
+	$(BIN)/python -m pipeline.warmup $(WARMUP_ARGS)
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(APP_STAMP)

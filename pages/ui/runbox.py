@@ -126,7 +126,7 @@ def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> p
         cached = [s.stage for s in result.stages if s.cached]
         note = f" ({', '.join(cached)} from cache)" if cached else ""
         box.update(
-            label=f"Done in {time.monotonic() - started:.1f} s: {result.n_clusters} clusters{note}",
+            label=f"Done in {time.monotonic() - started:.1f} s: {result.n_clusters} clusters found{note}",
             state="complete",
             expanded=False,
         )
