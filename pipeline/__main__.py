@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import facets
+from . import codebook, facets, search
 from .cache import default_cache_dir
 from .config import DEVICES, RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
 from .context import Runtime
@@ -93,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
         "week (from Monday) or month as the dates in COLUMN span (a year past 20 years), named by the "
         "ISO date it starts",
     )
+    run_p.add_argument(
+        "--codebook",
+        metavar="FILE.csv",
+        help="categories to give the texts: a table with a column name and optional columns description "
+        "and examples (separated by |); each text gets the closest category by meaning when their "
+        "cosine reaches the threshold, and the table gains the columns category (empty for none) and "
+        "category_score",
+    )
+    run_p.add_argument(
+        "--codebook-threshold",
+        metavar="X",
+        help="the cosine a text needs to get its closest category (same as --set codebook.threshold=X): "
+        "0 = automatic (Otsu's cut of the texts' best scores), -1 = every text gets one",
+    )
     run_p.add_argument("--events", help="write every progress event as one JSON object per line")
     run_p.add_argument("--plots", action="store_true", help="also write OUT.map.html (optional final step)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -104,7 +118,16 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> tuple[PipelineConfig, dict]:
     """The config (file, then --set, then --text-column) and the run-time values among them."""
     config, runtime_values = load_settings(args.config, args.set)
-    return config.with_values({"preprocess.text_column": args.text_column}), runtime_values
+    values = {"preprocess.text_column": args.text_column}
+    if getattr(args, "codebook_threshold", None) is not None:
+        if not args.codebook:
+            raise ConfigError(
+                "--codebook-threshold was given without --codebook",
+                hint="add --codebook FILE.csv (a column name, optional description and examples)",
+                stage="codebook",
+            )
+        values["codebook.threshold"] = args.codebook_threshold
+    return config.with_values(values), runtime_values
 
 
 class TerminalProgress:
@@ -223,14 +246,17 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """A ConfigError if any file the run would write is the input (it would be overwritten)."""
-    source = Path(args.input)
+    sources = [(Path(args.input), "the input file")]
+    if getattr(args, "codebook", None):
+        sources.append((Path(args.codebook), "the codebook"))
     for target in [*output_paths(args.out).values(), _map_path(args.out), *_facet_paths(args).values()]:
-        if _same_file(target, source):
-            raise ConfigError(
-                f"--out {args.out} would overwrite the input file {args.input} (as {target})",
-                hint="choose an --out path that is not the input, e.g. labeled.csv",
-                stage="output",
-            )
+        for source, what in sources:
+            if _same_file(target, source):
+                raise ConfigError(
+                    f"--out {args.out} would overwrite {what} {source} (as {target})",
+                    hint="choose an --out path that is not the input, e.g. labeled.csv",
+                    stage="output",
+                )
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -315,6 +341,7 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
         )
     for note in table.notes:  # what the reader had to do: renamed headers, mixed encodings, ...
         print(f"note: [input] {note.removeprefix('input: ')}", file=sys.stderr)
+    book = _read_codebook(args)
     progress = TerminalProgress(enabled=not args.quiet)
     events_file = None
     if args.events:
@@ -338,12 +365,21 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
         progress.close()
         if events_file is not None:
             events_file.close()
+    written, assignment = result, None
+    if book is not None:
+        assignment = codebook.assign(
+            result, book, search.run_embedder(result, runtime), config.codebook.threshold
+        )
+        written = _WithCategories(result, assignment)
     with _writing(args.out):
-        paths = write_outputs(result, args.out)
+        paths = write_outputs(written, args.out)
         extra = _write_facets(args, result)
     _report_fallbacks(result)
-    for note in result.output_notes:  # e.g. an input column named cluster_id
+    renamed = [*result.output_notes, *getattr(written, "notes", [])]  # e.g. an input column named cluster_id
+    for note in renamed:
         print(f"warning: [output] {note.removeprefix('output: ')}", file=sys.stderr)
+    if assignment is not None:
+        _report_codebook(result, assignment)
     if args.plots:
         _write_plots(result, paths["table"])
     print(
@@ -352,6 +388,60 @@ def _cmd_run(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path, 
         f"{paths['manifest'].name}" + "".join(f", {path.name}" for path in extra)
     )
     return 0
+
+
+def _read_codebook(args: argparse.Namespace) -> codebook.Codebook | None:
+    """The --codebook file, checked before anything is computed; its notes and warnings on stderr."""
+    if not getattr(args, "codebook", None):
+        return None
+    book = codebook.read_codebook(args.codebook)
+    for note in book.notes:
+        print(f"note: [codebook] {note}", file=sys.stderr)
+    for warning in book.warnings:
+        print(f"warning: [codebook] {warning}", file=sys.stderr)
+    return book
+
+
+class _WithCategories:
+    """A result as ``write_outputs`` reads it, with the codebook's ``category`` and
+    ``category_score`` at the end of the table and its record in the manifest."""
+
+    def __init__(self, result, assignment: codebook.Assignment):
+        self.result = result
+        self.assignment = assignment
+        self.frame, self.notes = codebook.add_columns(result.table(), assignment.columns())
+
+    def table(self):
+        return self.frame
+
+    def clusters(self):
+        return self.result.clusters()
+
+    def manifest(self) -> dict:
+        manifest = self.result.manifest()
+        manifest["codebook"] = self.assignment.manifest()
+        manifest["warnings"] = [*manifest.get("warnings", []), *self.notes]
+        return manifest
+
+
+MISSED_SHOWN = 3  # clusters named in the line about rows with no category
+
+
+def _report_codebook(result, assignment: codebook.Assignment) -> None:
+    """How many texts got a category, and where the others are (what the codebook misses)."""
+    print(f"note: [codebook] {assignment.summary()}", file=sys.stderr)
+    missed = codebook.uncovered_clusters(assignment, result.clustering.labels, result.labels.label_of())
+    if missed.empty:
+        return
+    pairs = zip(missed["cluster_label"], missed["rows"], strict=True)
+    parts = [f"{label!r} ({int(rows):,} rows)" for label, rows in pairs]
+    rest = len(parts) - MISSED_SHOWN
+    more = f" and {rest:,} more cluster{'s' if rest > 1 else ''}" if rest > 0 else ""
+    print(
+        f"note: [codebook] the rows with {codebook.NO_CATEGORY} fall in the clusters "
+        f"{', '.join(parts[:MISSED_SHOWN])}{more}",
+        file=sys.stderr,
+    )
 
 
 MAX_FALLBACK_LINES = 20

@@ -281,6 +281,25 @@ class StagesParams:
     reduce: bool = True  # off: cluster on the full embeddings
 
 
+@dataclass(frozen=True)
+class CodebookParams:
+    """Categories the analyst names (``pipeline.codebook``): read after a run, never a stage's
+    input, so no cache key holds them."""
+
+    # a text gets its closest category when their cosine is at least this; 0 = automatic (see
+    # codebook.auto_threshold), -1 = every text gets its closest category
+    threshold: float = 0.0
+
+    def __post_init__(self):
+        check_setting(
+            "codebook",
+            "threshold",
+            self.threshold,
+            -1.0 <= self.threshold <= 1.0,
+            "a cosine similarity -1..1 (0 = automatic; -1 = every text gets its closest category)",
+        )
+
+
 SECTIONS: dict[str, type] = {
     "preprocess": PreprocessParams,
     "embed": EmbedParams,
@@ -288,6 +307,7 @@ SECTIONS: dict[str, type] = {
     "cluster": ClusterParams,
     "label": LabelParams,
     "stages": StagesParams,
+    "codebook": CodebookParams,
 }
 
 
@@ -301,6 +321,7 @@ class PipelineConfig:
     cluster: ClusterParams = field(default_factory=ClusterParams)
     label: LabelParams = field(default_factory=LabelParams)
     stages: StagesParams = field(default_factory=StagesParams)
+    codebook: CodebookParams = field(default_factory=CodebookParams)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}

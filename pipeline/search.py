@@ -309,19 +309,28 @@ def run_embedder(result: Result, runtime: Runtime | None = None) -> Embedder:
     embedder = runtime.embedder or load_embedder(
         result.config.embed, runtime.device, runtime.batch_size, models_dir=runtime.models_folder
     )
-    _check_identity(result, embedder)
+    check_identity(result, embedder)
     return embedder
 
 
-def _check_identity(result: Result, embedder: Embedder) -> None:
+def check_identity(
+    result: Result,
+    embedder: Embedder,
+    *,
+    what: str = "the query",
+    hint: str = "search by meaning with the run's own model (search.run_embedder), re-run the "
+    "clustering with the model at hand, or search by words",
+    stage: str = STAGE,
+) -> None:
+    """Refuse to compare ``what`` embedded by ``embedder`` with the texts when the texts were
+    embedded by another model: cosines between two models' vectors mean nothing."""
     made_by, query_by = result.embeddings.model, getattr(embedder, "identity", "?")
     if made_by != query_by:
         raise InputError(
-            f"the texts were embedded by {made_by}, but the query would be embedded by {query_by}; "
+            f"the texts were embedded by {made_by}, but {what} would be embedded by {query_by}; "
             "scores between vectors of two models mean nothing",
-            hint="search by meaning with the run's own model (search.run_embedder), re-run the "
-            "clustering with the model at hand, or search by words",
-            stage=STAGE,
+            hint=hint,
+            stage=stage,
         )
 
 
@@ -332,7 +341,7 @@ def search_meaning(
     from the run's own ``embedder``, to the kept embeddings), at least ``min_score`` when given;
     every row carrying one of them, best first."""
     _check_query(query)
-    _check_identity(result, embedder)
+    check_identity(result, embedder)
     vector = query_vector(embedder, query)
     vectors = result.embeddings.vectors
     if vector.shape[0] != vectors.shape[1]:

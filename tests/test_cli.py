@@ -592,3 +592,178 @@ def test_breakdown_of_an_input_column_named_like_an_output_column(feedback_csv, 
     assert code == 0, stderr
     breakdown = pd.read_csv(tmp_path / "o.breakdown.csv", encoding="utf-8-sig")
     assert set(breakdown["value"]) == {"north", "south"}  # the input's x, not the map's
+
+
+# --- --codebook ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def codebook_csv(tmp_path):
+    """The four topics (tests/conftest.py TOPICS) as categories described by their words; praise
+    is named like a formula."""
+    from tests.conftest import TOPICS
+
+    frame = pd.DataFrame(
+        {
+            "name": [("=praise" if topic == "praise" else topic) for topic in TOPICS],
+            "description": [" ".join(words) for words in TOPICS.values()],
+            "examples": [" | ".join(words[:4]) for words in TOPICS.values()],
+        }
+    )
+    path = tmp_path / "codes.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_with_codebook(feedback_csv, codebook_csv, out, tmp_path, capsys, *extra):
+    return run_cli(
+        ["run", feedback_csv, "--text-column", "comment", "--out", out, "--cache-dir", tmp_path / "cache"]
+        + ["--codebook", codebook_csv, "--quiet", *extra],
+        capsys,
+    )
+
+
+def test_codebook_adds_category_and_score_columns(feedback_csv, codebook_csv, tmp_path, fake_cli, capsys):
+    out = tmp_path / "labeled.csv"
+    code, _, stderr = run_with_codebook(
+        feedback_csv, codebook_csv, out, tmp_path, capsys, "--codebook-threshold", "0.3"
+    )
+    assert code == 0, stderr
+    table = pd.read_csv(out, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert list(table.columns) == [
+        "ticket",
+        "comment",
+        "score",
+        *OUTPUT_COLUMNS,
+        "category",
+        "category_score",
+    ]
+    _, truth = topic_texts()
+    expected = ["'=praise" if t == "praise" else t for t in truth]  # the formula-like name neutralised
+    given = table["category"] != ""
+    assert given.sum() >= 100
+    assert (table["category"][given] == pd.Series(expected)[given]).mean() >= 0.95
+    scores = table["category_score"][given].astype(float)
+    assert (scores >= 0.3).all() and (scores <= 1).all()
+    assert (table.loc[~given, "category_score"] == "").all()  # no category: no score
+    assert table.loc[3, "category"] == "" and table.loc[3, "text_issue"] == "empty"  # a row without text
+
+    manifest = json.loads((tmp_path / "labeled.manifest.json").read_text())
+    record = manifest["codebook"]
+    assert [c["name"] for c in record["categories"]] == ["billing", "crash", "login", "=praise"]
+    assert record["threshold"] == 0.3 and record["automatic"] is False and record["source"] == "codes.csv"
+    assert sum(record["rows"].values()) == given.sum() and record["no_category"] == 119 - given.sum()
+    assert manifest["config"]["codebook"] == {"threshold": 0.3}
+    matched = f"note: [codebook] {given.sum()} of 119 texts matched a category (threshold 0.30, set); "
+    assert matched in stderr and "1 row has no text" in stderr
+
+
+def test_codebook_automatic_threshold_is_said(feedback_csv, codebook_csv, tmp_path, fake_cli, capsys):
+    code, _, stderr = run_with_codebook(feedback_csv, codebook_csv, tmp_path / "o.csv", tmp_path, capsys)
+    assert code == 0, stderr
+    record = json.loads((tmp_path / "o.manifest.json").read_text())["codebook"]
+    assert record["automatic"] is True and record["rule"]
+    assert f"(threshold {record['threshold']:.2f}, automatic)" in stderr
+
+
+@pytest.mark.parametrize(
+    "suffix, read",
+    [(".xlsx", pd.read_excel), (".parquet", pd.read_parquet)],
+)
+def test_codebook_columns_in_excel_and_parquet(
+    suffix, read, feedback_csv, codebook_csv, tmp_path, fake_cli, capsys
+):
+    out = tmp_path / f"labeled{suffix}"
+    code, _, stderr = run_with_codebook(
+        feedback_csv, codebook_csv, out, tmp_path, capsys, "--codebook-threshold", "0.3"
+    )
+    assert code == 0, stderr
+    table = read(out)
+    assert list(table.columns)[-2:] == ["category", "category_score"]
+    names = set(table["category"].fillna(""))
+    assert names <= {"", "billing", "crash", "login", "=praise" if suffix == ".parquet" else "'=praise"}
+    assert table["category_score"].dtype == np.float64
+
+
+def test_an_input_column_named_category_is_kept_under_another_name(
+    feedback_csv, codebook_csv, tmp_path, fake_cli, capsys
+):
+    frame = pd.read_csv(feedback_csv, dtype=str, keep_default_na=False)
+    frame["category"] = "theirs"
+    source = tmp_path / "with_category.csv"
+    frame.to_csv(source, index=False)
+    code, _, stderr = run_with_codebook(source, codebook_csv, tmp_path / "o.csv", tmp_path, capsys)
+    assert code == 0, stderr
+    table = pd.read_csv(tmp_path / "o.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert table["category_input"].eq("theirs").all()
+    assert list(table.columns)[-2:] == ["category", "category_score"]
+    assert "warning: [output] the input column 'category' is named 'category_input'" in stderr
+
+
+@pytest.mark.parametrize(
+    "content, args, expected",
+    [
+        (
+            b"name\nbilling\nlogin\nBilling \n",
+            [],
+            "error: [codebook] the codebook codes.csv names 1 category more than once: 'billing' (row 2) "
+            "and 'Billing' (row 4)",
+        ),
+        (
+            b"name,description\nbilling,money\n,no name\n",
+            [],
+            "error: [codebook] the codebook codes.csv has 1 category without a name (row 3)",
+        ),
+        (
+            b"label\nbilling\nlogin\n",
+            [],
+            "error: [codebook] the codebook codes.csv has no column 'name'; its columns are 'label'",
+        ),
+        (b"", [], "error: [codebook] the codebook codes.csv is empty"),
+        (
+            b"name\nbilling\nlogin\n",
+            ["--codebook-threshold", "1.5"],
+            "error: [config] codebook.threshold = 1.5 is not allowed; expected a cosine similarity -1..1",
+        ),
+        (
+            b"name\nbilling\nlogin\n",
+            ["--codebook-threshold", "high"],
+            "error: [config] codebook.threshold = 'high' is not a valid float",
+        ),
+    ],
+)
+def test_a_bad_codebook_exits_2_before_anything_is_computed(
+    content, args, expected, feedback_csv, tmp_path, fake_cli, capsys
+):
+    codes = tmp_path / "codes.csv"
+    codes.write_bytes(content)
+    out = tmp_path / "o.csv"
+    code, _, stderr = run_with_codebook(feedback_csv, codes, out, tmp_path, capsys, *args)
+    assert code == 2
+    assert expected in stderr and "\nhint: " in stderr and "Traceback" not in stderr
+    assert fake_cli.calls == [] and not out.exists()
+
+
+def test_a_codebook_threshold_needs_a_codebook(feedback_csv, tmp_path, fake_cli, capsys):
+    code, _, stderr = run_cli(
+        ["run", feedback_csv, "--text-column", "comment", "--out", tmp_path / "o.csv"]
+        + ["--codebook-threshold", "0.4"],
+        capsys,
+    )
+    assert code == 2
+    assert "error: [codebook] --codebook-threshold was given without --codebook" in stderr
+    assert fake_cli.calls == []
+
+
+def test_a_missing_codebook_file_and_an_out_over_it_are_refused(
+    feedback_csv, codebook_csv, tmp_path, fake_cli, capsys
+):
+    code, _, stderr = run_with_codebook(
+        feedback_csv, tmp_path / "nope.csv", tmp_path / "o.csv", tmp_path, capsys
+    )
+    assert code == 2 and "error: [codebook] the codebook file " in stderr and "does not exist" in stderr
+    before = codebook_csv.read_bytes()
+    code, _, stderr = run_with_codebook(feedback_csv, codebook_csv, codebook_csv, tmp_path, capsys)
+    assert code == 2
+    assert f"error: [output] --out {codebook_csv} would overwrite the codebook {codebook_csv}" in stderr
+    assert codebook_csv.read_bytes() == before and fake_cli.calls == []
