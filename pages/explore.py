@@ -28,7 +28,8 @@ from pipeline.edits import (
 from pipeline.io import csv_bytes
 from pipeline.label_quality import keyword_presence
 
-ROWS_SHOWN = 5000  # rows of a cluster or a selection put in the page; the download has them all
+ROWS_SHOWN = 5000  # rows of a cluster put in the page; the download has them all
+SELECTED_SHOWN = 1000  # rows of a map selection put in the page (a box over the map holds thousands)
 VALUES_SHOWN, CLUSTERS_SHOWN = 30, 25  # a breakdown's heatmap: the values and clusters with most rows
 
 ui.require_app()
@@ -226,9 +227,9 @@ def selection_panel(texts: np.ndarray) -> None:
         "text/csv",
         "dl_selection",
     )
-    shown = picked.iloc[:ROWS_SHOWN]
-    if len(picked) > ROWS_SHOWN:
-        st.caption(f"The first {ROWS_SHOWN:,} of {len(picked):,} rows; the download has them all.")
+    shown = picked.iloc[:SELECTED_SHOWN]
+    if len(picked) > SELECTED_SHOWN:
+        st.caption(f"The first {SELECTED_SHOWN:,} of {len(picked):,} rows; the download has them all.")
     st.dataframe(shown, hide_index=True, width="stretch", key="selection_rows")
 
 

@@ -19,6 +19,9 @@ cache: a CSV of N short texts (repeated with small variations past the data set'
 clustered end to end with ``embed.backend = B`` and written out (table, clusters, manifest);
 then one clustering setting changes and the run is repeated in the same process. It reports the
 time of each part, the peak memory and the longest gap between two progress events.
+
+``--browser`` times the app itself in Chromium (``pipeline/bench_browser.py``; its own options:
+``python -m pipeline.bench --browser --help``).
 """
 
 from __future__ import annotations
@@ -361,6 +364,11 @@ def _rerun_timings(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--browser" in argv:  # its own options (--rows takes several sizes there)
+        from .bench_browser import main as browser_main
+
+        return browser_main([a for a in argv if a != "--browser"])
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
@@ -373,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-rows", type=int, default=0, help="also a peak-memory run of this many texts (default torch)"
     )
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory run")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="time the app in Chromium instead (see python -m pipeline.bench --browser --help)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-jit", action="store_true", help=argparse.SUPPRESS)

@@ -19,6 +19,7 @@ from . import terms
 if TYPE_CHECKING:
     from .result import Result
 
+_WORDS = re.compile(r"[^\W_]+")  # a keyword's words (letters and digits)
 _NUMBER = re.compile(r" \(\d+\)$")  # "refund, card (2)": unique_labels numbers repeats
 
 
@@ -69,34 +70,41 @@ def keyword_presence(
     seed: int = 0,
 ) -> pd.DataFrame:
     """How telling each keyword of a cluster is: ``keyword, in_cluster`` (the share of the
-    cluster's distinct texts with all of the keyword's words) and ``elsewhere`` (the same share
-    among the other clustered texts), each over at most ``sample`` texts. ``labels`` are the
-    cluster ids per distinct text (the edited ones, so a merged cluster is read as one)."""
+    cluster's distinct texts in which every word of the keyword starts a word, so 'charge' counts
+    'charged') and ``elsewhere`` (the same share among the other clustered texts), each over at
+    most ``sample`` texts. ``labels`` are the cluster ids per distinct text (the edited ones, so a
+    merged cluster is read as one). Vectorised (Arrow's RE2 kernels): milliseconds per cluster."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     texts = result.corpus.texts
     labels = np.asarray(labels)
-    stop_words, codes = terms.resolve_stop_words(
-        result.config.label.stop_words, [str(t) for t in texts[:2000]]
-    )
-    analyzer = terms.Analyzer(stop_words, codes, 1)
     rng = np.random.default_rng(seed)
 
-    def found_in(members: np.ndarray) -> list[set[str]]:
+    def sampled(members: np.ndarray) -> pa.Array:
         if len(members) > sample:
             members = rng.choice(members, size=sample, replace=False)
-        return [set(analyzer.word_keys(str(texts[i]))) for i in members]
+        return pa.array([str(texts[i]) for i in members], type=pa.string())
 
-    inside = found_in(np.flatnonzero(labels == cluster_id))
-    outside = found_in(np.flatnonzero((labels != cluster_id) & (labels >= 0)))
+    inside = sampled(np.flatnonzero(labels == cluster_id))
+    outside = sampled(np.flatnonzero((labels != cluster_id) & (labels >= 0)))
+
+    def share(values: pa.Array, words: list[str]) -> float:
+        if not len(values):
+            return 0.0
+        found = np.ones(len(values), dtype=bool)
+        for word in words:
+            pattern = r"(?:^|[^\pL\pN_])" + re.escape(word)
+            found &= pc.match_substring_regex(values, pattern, ignore_case=True).to_numpy(
+                zero_copy_only=False
+            )
+        return float(found.mean())
+
     rows = []
     for keyword in keywords:
-        words = set(analyzer.word_keys(keyword))
-        if not words:
-            continue
-        rows.append(
-            {
-                "keyword": keyword,
-                "in_cluster": sum(words <= f for f in inside) / max(len(inside), 1),
-                "elsewhere": sum(words <= f for f in outside) / max(len(outside), 1),
-            }
-        )
+        words = _WORDS.findall(str(keyword).lower())
+        if words:
+            rows.append(
+                {"keyword": keyword, "in_cluster": share(inside, words), "elsewhere": share(outside, words)}
+            )
     return pd.DataFrame(rows, columns=["keyword", "in_cluster", "elsewhere"])

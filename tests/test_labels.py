@@ -144,3 +144,27 @@ def test_label_coverage_by_hand():
 def test_label_coverage_of_a_run_is_a_share(topic_table, cache_dir, fake_embedder):
     result, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     assert 0.0 < label_coverage(result) <= 1.0
+
+
+def test_keyword_presence_counts_texts_inside_and_outside_a_cluster():
+    from pipeline.label_quality import keyword_presence
+
+    texts = [
+        "Refund for my card payment",
+        "card payment refund please",
+        "refunds not received",
+        "my card was charged twice",
+        "App crashes on start",
+        "the app crashed, no refund",
+        "discard the old app",
+    ]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    result = _result(
+        texts, labels.tolist(), [(0, "refund", ["refund"], "keywords"), (1, "app", ["app"], "keywords")]
+    )
+    presence = keyword_presence(result, labels, 0, ["refund", "card payment", "charge"]).set_index("keyword")
+    assert presence.loc["refund"].tolist() == [pytest.approx(3 / 4), pytest.approx(1 / 3)]  # "refunds" counts
+    assert presence.loc["card payment", "in_cluster"] == pytest.approx(2 / 4)  # both words, either order
+    assert presence.loc["charge", "in_cluster"] == pytest.approx(1 / 4)  # "charged" starts with it
+    # a word inside another word does not count: "discard" holds no "card"
+    assert keyword_presence(result, labels, 1, ["card"]).loc[0, "in_cluster"] == 0.0
