@@ -80,10 +80,26 @@ def save_and_rerun(new_state) -> None:
     st.rerun(scope="app")
 
 
+def save_edits(new_state) -> None:
+    """An ``on_click`` callback: save the edit log; the run that follows shows it (one run, where
+    ``save_and_rerun`` from a script costs the page twice)."""
+    ui.save_state(ws, dataset_id, new_state)
+
+
+def merge_clicked(ids_key: str, name_key: str) -> None:
+    """The merge form's ``on_click``: merge what the form holds, or say why not."""
+    chosen = st.session_state.get(ids_key) or []
+    try:
+        label = st.session_state.get(name_key) or (names[min(chosen)] if chosen else "")
+        edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
+        ui.save_state(ws, dataset_id, state.with_edits([edit]))
+    except InputError as exc:
+        st.session_state["merge_error"] = exc.message
+
+
 st.title(f"{len(real)} clusters")
-merged_away = result.n_clusters - len(real)
-if merged_away > 0:
-    st.caption(f"{result.n_clusters} found; your edits merged them into {len(real)}.")
+if result.n_clusters != len(real):  # merges, splits and moves change the count
+    st.caption(f"The run found {result.n_clusters}; with your edits there are {len(real)}.")
 readouts = result.readouts or {}
 cols = st.columns(6)
 cols[0].metric("Rows", f"{result.corpus.n_rows:,}")
@@ -532,20 +548,18 @@ def clusters_section() -> None:
     # never outlives the cluster it named
     with st.form(f"merge:{names_tag}", clear_on_submit=True, border=True):
         st.write("**Merge clusters**")
-        chosen = st.multiselect(
+        st.multiselect(
             "Clusters to merge",
             real["id"].tolist(),
             format_func=lambda c: f"{c}: {names[c]}",
             key=f"merge_ids:{names_tag}",
         )
-        new_name = st.text_input("Name of the merged cluster", key=f"merge_name:{names_tag}")
-        if st.form_submit_button("Merge"):
-            try:
-                label = new_name or (names[min(chosen)] if chosen else "")
-                edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
-                save_and_rerun(state.with_edits([edit]))
-            except InputError as exc:
-                st.error(ui.md_escape(exc.message))
+        st.text_input("Name of the merged cluster", key=f"merge_name:{names_tag}")
+        st.form_submit_button(
+            "Merge", on_click=merge_clicked, args=(f"merge_ids:{names_tag}", f"merge_name:{names_tag}")
+        )
+        if st.session_state.get("merge_error"):
+            st.error(ui.md_escape(st.session_state.pop("merge_error")))
 
 
 def edit_log_section() -> None:
@@ -565,22 +579,37 @@ def edit_log_section() -> None:
                 outcome = next(outcomes)
                 mark = "✓ " if outcome.applied else "✗ "
                 left.text(mark + outcome.message)
-            if right.button("Remove", key=f"remove:{step}:{ui.tag(edits)}", help="take back this edit only"):
-                save_and_rerun(state.remove_step(step))
+            right.button(
+                "Remove",
+                key=f"remove:{step}:{ui.tag(edits)}",
+                help="take back this edit only",
+                on_click=save_edits,
+                args=(state.remove_step(step),),
+            )
         left, middle, right = st.columns(3)
-        if left.button(
-            "Undo last edit", key="undo", disabled=not state.edits, help="a tree merge as a whole"
-        ):
-            save_and_rerun(state.undo())
-        if middle.button(
+        left.button(
+            "Undo last edit",
+            key="undo",
+            disabled=not state.edits,
+            help="a tree merge as a whole",
+            on_click=save_edits,
+            args=(state.undo(),),
+        )
+        middle.button(
             f"Redo ({len(state.undone)})" if state.undone else "Redo",
             key="redo",
             disabled=not state.undone,
             help="put back the edit undone or removed last",
-        ):
-            save_and_rerun(state.redo())
-        if right.button("Clear all edits", key="clear_edits", disabled=not state.edits):
-            save_and_rerun(state.cleared())
+            on_click=save_edits,
+            args=(state.redo(),),
+        )
+        right.button(
+            "Clear all edits",
+            key="clear_edits",
+            disabled=not state.edits,
+            on_click=save_edits,
+            args=(state.cleared(),),
+        )
 
 
 @st.fragment

@@ -495,7 +495,7 @@ def test_downloads_hold_every_row_the_cluster_columns_and_the_edits(app):
         "Cluster summary (CSV)",
         "Run manifest (JSON)",
     ]
-    columns = list(original.columns) + list(pipeline.OUTPUT_COLUMNS)
+    columns = list(original.columns) + list(pipeline.OUTPUT_COLUMNS) + ["tags"]  # tags: the app's edits
     assert {"cluster_id", "cluster_label", "cluster_probability", "raw_cluster_id", "x", "y"} <= set(columns)
 
     raw = app.downloaded(at, "dl_csv")
@@ -926,7 +926,7 @@ def test_names_in_lists_follow_edits_and_a_merge_leaves_an_empty_form(app):
     assert reading(at).options[1] == "1: Accounts & praise"
     # the heading, the metric and the note agree on the count after a merge
     assert at.title[0].value == "3 clusters" and metrics(at)["Clusters"] == "3"
-    assert "4 found; your edits merged them into 3." in [c.value for c in at.caption]
+    assert "The run found 4; with your edits there are 3." in [c.value for c in at.caption]
 
     at.button(key="undo").click().run()  # the merge goes: nothing in the form names it
     (picker,) = [m for m in at.multiselect if m.label == "Clusters to merge"]
@@ -1045,7 +1045,8 @@ def test_a_word_search_counts_matches_per_cluster_and_fades_the_rest_of_the_map(
     assert cluster_table(at).set_index("id").loc[billing, "matches"] == total
     (map_chart,) = [c for c in at.get("plotly_chart") if c.key == "map"]
     traces = json.loads(map_chart.proto.spec)["data"]
-    assert traces[-1]["name"] == "not matching the search" and len(traces) == 2  # one cluster lit
+    assert [t["name"] for t in traces] == ["not matching the search", "texts"]  # the rest faded
+    assert 0 < len(traces[1]["text"]) <= total and all("refund" in t.lower() for t in traces[1]["text"])
 
     at.text_input(key="search_text").input("refund(").run()  # a bad pattern, as a pattern
     at.checkbox(key="search_regex").check().run()

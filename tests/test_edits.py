@@ -4,6 +4,7 @@ after a re-run, stale edits, tree merges and parent ids. The app's pages only ca
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pandas as pd
@@ -11,11 +12,15 @@ import pytest
 
 from pipeline import InputError, Table
 from pipeline import edits as edits_module
+from pipeline.dataset_state import DatasetState
 from pipeline.edits import (
     MAX_LABEL,
+    MAX_TAG,
+    UNCLUSTERED,
     Edit,
     apply_edits,
     clean_name,
+    clean_tag,
     cluster_rows,
     clusters_with_parents,
     corpus_of,
@@ -25,10 +30,18 @@ from pipeline.edits import (
     edited_table,
     group_name,
     merge,
+    move,
     rename,
+    rows_of,
+    split,
+    split_cluster,
+    tag,
+    texts_of_rows,
     tree_level,
     tree_merges,
+    untag,
 )
+from pipeline.io import csv_bytes
 from pipeline.stages import label as label_stage
 from pipeline.types import NOISE_LABEL
 from tests.conftest import TOPICS, FakeEmbedder, config_for, count_calls, run_collect, topic_texts
@@ -385,3 +398,466 @@ def test_parent_ids_follow_the_tree_for_plain_and_merged_clusters(result):
     edited = edited_from_result(result, [merge(labels, names, [a, b], "Across", corpus)])
     table = clusters_with_parents(result, edited, edited_clusters(result, edited)).set_index("id")
     assert table.loc[min(a, b), "parent_id"] == root
+
+
+# --- moves, tags and splits ----------------------------------------------------------------------
+# A table with repeated texts (text 0 on three rows, text 1 on two) and an input column named
+# "tags", clustered twice: with the default settings, and again with k-means (a re-run with other
+# settings on the same corpus).
+
+
+@pytest.fixture(scope="module")
+def rows_table():
+    texts, _ = topic_texts()
+    comments = [*texts, texts[0], texts[0], texts[1], "", None]
+    return Table.from_frame(pd.DataFrame({"comment": comments, "tags": ["from the input"] * len(comments)}))
+
+
+@pytest.fixture(scope="module")
+def rows_result(rows_table, run_cache):
+    run, _ = run_collect(rows_table, config_for(), run_cache, FakeEmbedder())
+    assert run.n_clusters == 4 and run.corpus.n_texts == 120 and run.corpus.n_rows == 125
+    assert run.corpus.counts[0] == 3 and run.corpus.counts[1] == 2
+    return run
+
+
+@pytest.fixture(scope="module")
+def kmeans_rerun(rows_table, run_cache, rows_result):
+    settings = {"cluster.algorithm": "kmeans", "cluster.n_clusters": 4, "cluster.seed": 7}
+    run, _ = run_collect(rows_table, config_for(**settings), run_cache, FakeEmbedder())
+    assert corpus_of(run) == corpus_of(rows_result)  # the same texts, clustered otherwise
+    return run
+
+
+def unedited(result):
+    return edited_from_result(result, [])
+
+
+def some_of(labels: np.ndarray, cluster: int, n: int) -> list[int]:
+    return np.flatnonzero(labels == cluster)[:n].tolist()
+
+
+def matching_cluster(result_a, cluster: int, result_b) -> int:
+    """The cluster of ``result_b`` holding most texts of ``cluster`` of ``result_a``."""
+    labels = result_b.clustering.labels[result_a.clustering.labels == cluster]
+    return int(np.bincount(labels[labels >= 0]).argmax())
+
+
+def test_the_rows_of_a_selection_become_its_distinct_texts_and_their_rows_are_counted(rows_result):
+    picked = texts_of_rows(rows_result, [0, 120, 121, 122, 123, 124])  # text 0 three times, text 1, none
+    assert picked.tolist() == [0, 1]
+    assert rows_of(rows_result.corpus.counts, picked) == 5  # every row with those texts
+
+
+def test_a_move_takes_every_row_of_its_texts_to_the_target_cluster(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus = start.labels, start.names, corpus_of(rows_result)
+    source = int(labels[0])
+    target = next(c for c in range(4) if c != source)
+    moved = [0, *[i for i in some_of(labels, source, 5) if i > 1][:2]]  # text 0 (three rows), two more
+    edit = move(labels, names, moved, target, corpus, rows_result.corpus.counts)
+    assert edit.op == "move" and edit.target == "cluster" and edit.texts == tuple(sorted(moved))
+    assert edit.groups == (tuple(np.flatnonzero(labels == target).tolist()),) and edit.was == (names[source],)
+    assert edit.describe() == f"move 3 texts (5 rows) to '{names[target]}'"
+    edited = edited_from_result(rows_result, [edit])
+    (outcome,) = edited.outcomes
+    assert outcome.applied and outcome.message == f"applied: move 3 texts (5 rows) to '{names[target]}'"
+    assert (edited.labels[moved] == target).all() and edited.names[target] == names[target]
+    table = edited_table(rows_result, edited)
+    assert (table.loc[[0, 120, 121], "cluster_id"] == target).all()  # every row of text 0
+    assert (table.loc[[0, 120, 121], "cluster_label"] == names[target]).all()
+    summary = edited_clusters(rows_result, edited).set_index("id")
+    before = rows_result.clusters().set_index("id")
+    assert summary.loc[target, "size"] == before.loc[target, "size"] + 5
+    assert summary.loc[source, "size"] == before.loc[source, "size"] - 5
+    assert summary.loc[target, "merged_from"] == "" and summary["size"].sum() == before["size"].sum()
+    assert current_ids(rows_result, edited) == {c: c for c in range(4)}  # most texts stayed
+
+
+def test_a_move_to_a_new_cluster_creates_it_under_an_id_no_cluster_had(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    texts = some_of(labels, 2, 4)
+    first = move(labels, names, texts, "  Escalations\n", corpus, counts)
+    assert first.target == "new" and first.label == "Escalations" and first.groups == ()
+    assert first.describe() == "move 4 texts (4 rows) to a new cluster 'Escalations'"
+    merged = merge(labels, names, [1, 3], "One and three", corpus)  # id 3 is free after it
+    second = move(labels, names, some_of(labels, 0, 2), "Later", corpus, counts)
+    edited = edited_from_result(rows_result, [first, merged, second])
+    assert [o.applied for o in edited.outcomes] == [True, True, True]
+    assert edited.names[4] == "Escalations" and edited.names[5] == "Later" and 3 not in edited.names
+    assert (edited.labels[texts] == 4).all()
+    assert edited_from_result(rows_result, [first, merged, second]).names == edited.names  # deterministic
+    summary = clusters_with_parents(rows_result, edited, edited_clusters(rows_result, edited)).set_index("id")
+    assert summary.loc[4, "label"] == "Escalations" and summary.loc[4, "size"] == 4
+    assert summary.loc[4, "keywords"]  # scored as the label stage scores any cluster
+    parents = rows_result.clusters().set_index("id")["parent_id"]
+    assert summary.loc[4, "parent_id"] == parents.loc[2]  # beside the cluster its texts came from
+    groups = tree_level(rows_result, edited, 1)
+    assert sorted(c for g in groups for c in g) == sorted(set(edited.labels.tolist()) - {-1})
+
+
+def test_texts_moved_to_the_unclustered_and_back_out_of_it(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    texts = some_of(labels, 1, 3)
+    out = move(labels, names, texts, UNCLUSTERED, corpus, counts)
+    assert out.target == "unclustered" and out.describe() == f"move 3 texts (3 rows) to '{NOISE_LABEL}'"
+    after = apply_edits(labels, names, [out], corpus)
+    assert (after.labels[texts] == -1).all()
+    back = move(after.labels, after.names, texts[:2], 2, corpus, counts)  # texts of the unclustered group
+    assert back.was == (NOISE_LABEL,)
+    edited = apply_edits(labels, names, [out, back], corpus)
+    assert edited.labels[texts].tolist() == [2, 2, -1]
+    summary = edited_clusters(rows_result, edited).set_index("id")
+    assert summary.loc[-1, "size"] == 1 and summary.loc[-1, "label"] == NOISE_LABEL
+    with pytest.raises(InputError, match="all in 'Unclustered' already"):
+        move(after.labels, after.names, texts, UNCLUSTERED, corpus, counts)
+
+
+def test_moving_every_text_out_of_a_cluster_removes_it_and_a_later_rename_of_it_is_stale(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    renamed = rename(labels, names, 3, "Renamed", corpus)  # made when cluster 3 was there
+    emptied = move(labels, names, np.flatnonzero(labels == 3), 0, corpus, counts)
+    edited = apply_edits(labels, names, [emptied, renamed], corpus)
+    assert 3 not in edited.labels and 3 not in edited.names
+    assert 3 not in edited_clusters(rows_result, edited)["id"].tolist()
+    ok, stale = edited.outcomes
+    assert ok.applied and not stale.applied
+    assert stale.message.startswith(f"no longer applies: rename '{names[3]}' to 'Renamed' (no cluster")
+    with pytest.raises(InputError, match="there is no cluster 3 to rename now"):
+        rename(edited.labels, edited.names, 3, "Again")
+    with pytest.raises(InputError, match="there is no cluster 3 to move texts to now"):
+        move(edited.labels, edited.names, [0], 3, corpus, counts)  # a move into a cluster now gone
+
+
+def test_impossible_moves_are_refused_with_a_clear_message(rows_result):
+    start = unedited(rows_result)
+    labels, names, counts = start.labels, start.names, rows_result.corpus.counts
+    with pytest.raises(InputError, match="the selection is empty"):
+        move(labels, names, [], 1, counts=counts)
+    with pytest.raises(InputError, match="text 999 is not one of the 120 distinct texts"):
+        move(labels, names, [1, 999], 1, counts=counts)
+    with pytest.raises(InputError, match="there is no cluster 9"):
+        move(labels, names, [1], 9, counts=counts)
+    inside = some_of(labels, 2, 2)
+    with pytest.raises(InputError, match=f"all in '{names[2]}' already"):
+        move(labels, names, inside, 2, counts=counts)
+    with pytest.raises(InputError, match="cannot be empty"):
+        move(labels, names, inside, "  ", counts=counts)
+
+
+def test_a_move_follows_its_target_into_a_rerun_with_other_settings(rows_result, kmeans_rerun):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    texts = some_of(labels, 1, 3)
+    to_zero = move(labels, names, texts, 0, corpus, counts)
+    to_new = move(labels, names, some_of(labels, 2, 2), "Fresh", corpus, counts)
+    edited = edited_from_result(kmeans_rerun, [to_zero, to_new])
+    assert all(o.applied for o in edited.outcomes)
+    target = matching_cluster(rows_result, 0, kmeans_rerun)
+    assert (edited.labels[texts] == target).all()
+    assert edited.names[target] == kmeans_rerun.labels.label_of()[target]  # a move renames nothing
+    fresh = _next_id_of(kmeans_rerun)
+    assert edited.names[fresh] == "Fresh" and (edited.labels[list(to_new.texts)] == fresh).all()
+
+
+def _next_id_of(result) -> int:
+    return max(result.labels.label_of()) + 1
+
+
+def test_a_move_whose_target_is_gone_is_stale_and_moves_nothing(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    texts = some_of(labels, 1, 12)
+    edit = move(labels, names, texts, 0, corpus, counts)
+    rerun = labels.copy()
+    members = np.flatnonzero(labels == 0)
+    rerun[members[: int(len(members) * 0.6)]] = 2  # most of the target went elsewhere
+    edited = apply_edits(rerun, {c: f"new {c}" for c in range(4)}, [edit], corpus)
+    (outcome,) = edited.stale
+    share = int(100 * (len(members) - int(len(members) * 0.6)) / len(members))
+    assert outcome.message == (
+        f"no longer applies: move 12 texts (12 rows) to '{names[0]}' "
+        f"(that cluster is gone: at best {share}% of its texts in common)"
+    )
+    np.testing.assert_array_equal(edited.labels, rerun)  # not applied in part
+
+
+def test_a_move_matches_its_target_without_the_moved_texts_and_says_when_approximately(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    texts = some_of(labels, 1, 20)  # as many as a third of the target's own texts
+    edit = move(labels, names, texts, 0, corpus, counts)
+    already = labels.copy()
+    already[texts] = 0  # a re-run put them there itself: still exactly the same target
+    assert apply_edits(already, names, [edit], corpus).outcomes[0].message.startswith("applied: ")
+    fewer = labels.copy()
+    members = np.flatnonzero(labels == 0)
+    fewer[members[:2]] = 3  # the target lost two of its texts
+    (outcome,) = apply_edits(fewer, names, [edit], corpus).outcomes
+    share = int(100 * (len(members) - 2) / len(members))
+    assert outcome.applied and outcome.approximate
+    assert outcome.message == (
+        f"applied (matched approximately: {share}% of texts in common): {edit.describe()}"
+    )
+
+
+def test_tags_go_to_every_row_of_their_texts_and_are_exported_and_counted(rows_result):
+    start = unedited(rows_result)
+    labels, corpus, counts = start.labels, corpus_of(rows_result), rows_result.corpus.counts
+    urgent = tag([0, 5], "  urgent ", corpus, counts)
+    assert (
+        urgent.op == "tag"
+        and urgent.label == "urgent"
+        and urgent.describe() == "tag 2 texts (4 rows) 'urgent'"
+    )
+    refund = tag([0], "refund, late", corpus, counts)  # a comma is fine: CSV quotes it
+    again = tag([5], "urgent", corpus, counts)
+    edited = edited_from_result(rows_result, [urgent, refund, again])
+    assert [o.message for o in edited.outcomes][0] == "applied: tag 2 texts (4 rows) 'urgent'"
+    assert edited.tags == {0: ("urgent", "refund, late"), 5: ("urgent",)}  # no tag twice
+    assert edited.tag_names() == ["refund, late", "urgent"] and edited.tagged("urgent").tolist() == [0, 5]
+    np.testing.assert_array_equal(edited.labels, labels)  # tags move nothing
+    table = edited_table(rows_result, edited)
+    assert (table.loc[[0, 120, 121], "tags"] == "urgent;refund, late").all()
+    assert table.loc[5, "tags"] == "urgent" and table.loc[[1, 123, 124], "tags"].tolist() == ["", "", ""]
+    assert (table["tags_input"] == "from the input").all()  # the input's own column is kept
+    read = pd.read_csv(io.BytesIO(csv_bytes(table)), keep_default_na=False)
+    assert read.loc[0, "tags"] == "urgent;refund, late"
+    summary = edited_clusters(rows_result, edited).set_index("id")
+    both = labels[0] == labels[5]
+    expected = "urgent: 4; refund, late: 3" if both else "refund, late: 3; urgent: 3"
+    assert summary.loc[labels[0], "tags"] == expected
+    assert (summary.drop(index=list({int(labels[0]), int(labels[5])}))["tags"] == "").all()
+
+
+def test_untag_takes_a_tag_off_and_is_stale_when_no_text_carries_it(rows_result):
+    corpus, counts = corpus_of(rows_result), rows_result.corpus.counts
+    added = tag([0, 5], "urgent", corpus, counts)
+    removed = untag([0], "urgent", corpus, counts)
+    assert removed.describe() == "remove the tag 'urgent' from 1 text (3 rows)"
+    edited = edited_from_result(rows_result, [added, removed])
+    assert edited.tags == {5: ("urgent",)} and all(o.applied for o in edited.outcomes)
+    (outcome,) = edited_from_result(rows_result, [removed]).outcomes
+    assert outcome.message == (
+        "no longer applies: remove the tag 'urgent' from 1 text (3 rows) (none of its texts carries that tag now)"
+    )
+
+
+def test_tags_apply_after_a_rerun_to_the_texts_that_still_exist(rows_result, kmeans_rerun):
+    corpus, counts = corpus_of(rows_result), rows_result.corpus.counts
+    edits = [tag([0, 5], "urgent", corpus, counts)]
+    edited = edited_from_result(kmeans_rerun, edits)
+    assert edited.outcomes[0].message == "applied: tag 2 texts (4 rows) 'urgent'"
+    assert edited.tags == {0: ("urgent",), 5: ("urgent",)}
+    # a log of unknown corpus (older) with an index past this corpus: the rest still applies
+    beyond = Edit("tag", (), "urgent", texts=(5, 500), rows=2)
+    (outcome,) = apply_edits(kmeans_rerun.clustering.labels, {}, [beyond]).outcomes
+    assert outcome.message == "applied (1 text of it not in the data now): tag 2 texts (2 rows) 'urgent'"
+    elsewhere = Edit("tag", (), "urgent", corpus="another text column", texts=(5,))
+    assert "made on other texts" in edited_from_result(kmeans_rerun, [elsewhere]).outcomes[0].message
+
+
+def test_bad_tags_are_refused_and_a_formula_is_neutralised_in_the_export(rows_result):
+    corpus, counts = corpus_of(rows_result), rows_result.corpus.counts
+    for bad in ("", "  ", "\n\t"):
+        with pytest.raises(InputError, match="a tag cannot be empty"):
+            tag([0], bad, corpus, counts)
+    with pytest.raises(InputError, match="cannot contain ';'") as refused:
+        tag([0], "refund; urgent", corpus, counts)
+    assert "add two tags" in refused.value.hint
+    assert clean_tag("a\nb") == "a b" and len(clean_tag("x" * 500)) == MAX_TAG
+    with pytest.raises(InputError, match="the selection is empty"):
+        tag([], "x", corpus, counts)
+    formula = '=HYPERLINK("http://evil.example","click")'
+    edited = edited_from_result(
+        rows_result, [tag([0], formula, corpus, counts), tag([5], "+1 urgent", corpus, counts)]
+    )
+    table = edited_table(rows_result, edited)
+    assert table.loc[0, "tags"] == formula  # kept as typed in the table itself
+    exported = pd.read_csv(io.BytesIO(csv_bytes(table)), keep_default_na=False)
+    assert exported.loc[0, "tags"] == "'" + formula and exported.loc[5, "tags"] == "'+1 urgent"
+    summary = edited_clusters(rows_result, edited)
+    exported = pd.read_csv(io.BytesIO(csv_bytes(summary)), keep_default_na=False)
+    assert (exported["tags"].str.startswith("=")).sum() == 0
+
+
+def test_a_split_undoes_a_merge_and_its_pieces_get_keyword_labels(rows_result, monkeypatch):
+    start = unedited(rows_result)
+    labels, names, corpus = start.labels, start.names, corpus_of(rows_result)
+    merged = edited_from_result(rows_result, [merge(labels, names, [1, 3], "One and three", corpus)])
+    pieces = split_cluster(rows_result, merged, 1, n=2)
+    assert len(pieces) == 2 and sorted(map(len, pieces), reverse=True) == [len(p) for p in pieces]
+    found = sorted(tuple(p.tolist()) for p in pieces)
+    assert found == sorted(tuple(np.flatnonzero(labels == c).tolist()) for c in (1, 3))  # the two topics
+    edit = split(rows_result, merged, 1, pieces)
+    assert (
+        edit.op == "split"
+        and edit.was == ("One and three",)
+        and edit.describe() == "split 'One and three' into 2"
+    )
+    assert len(set(edit.names)) == 2 and all(edit.names)
+    log = [merge(labels, names, [1, 3], "One and three", corpus), edit]
+    edited = edited_from_result(rows_result, log)
+    assert edited.outcomes[1].message == "applied: split 'One and three' into 2"
+    new = _next_id_of(rows_result)
+    np.testing.assert_array_equal(edited.labels == 1, np.isin(np.arange(len(labels)), pieces[0]))
+    np.testing.assert_array_equal(edited.labels == new, np.isin(np.arange(len(labels)), pieces[1]))
+    assert edited.names[1] == edit.names[0] and edited.names[new] == edit.names[1]
+    # the labels are the label stage's own for a clustering with these pieces
+    own = label_stage.label(
+        rows_result.corpus,
+        rows_result.embeddings,
+        dataclasses.replace(rows_result.clustering, labels=edited.labels),
+        rows_result.config.label,
+    ).clusters.set_index("id")
+    assert own.loc[1, "label"] == edit.names[0] and own.loc[new, "label"] == edit.names[1]
+    scorings = count_calls(monkeypatch, label_stage, "summarise")
+    summary = edited_clusters(rows_result, edited).set_index("id")
+    assert scorings == []  # scored once, when the pieces were named
+    assert summary.loc[new, "keywords"] == ", ".join(own.loc[new, "keywords"])
+    assert summary.loc[1, "merged_from"] == ""
+
+
+def test_a_split_with_the_runs_algorithm_finds_the_pieces_itself(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus = start.labels, start.names, corpus_of(rows_result)
+    merged = edited_from_result(rows_result, [merge(labels, names, [0, 2], "Zero and two", corpus)])
+    for pieces in (
+        split_cluster(rows_result, merged, 0),
+        split_cluster(rows_result, merged, 0, min_cluster_size=5),
+    ):
+        assert len(pieces) >= 2
+        members = np.flatnonzero(merged.labels == 0)
+        assert sorted(np.concatenate(pieces).tolist()) == members.tolist()  # every text in one piece
+        purity = [np.bincount(labels[p]).max() / len(p) for p in pieces]
+        assert min(purity) >= 0.9  # each piece is (mostly) one of the merged topics
+
+
+def test_impossible_splits_are_refused_with_a_clear_message(rows_result, kmeans_rerun):
+    edited = unedited(rows_result)
+    name = edited.names[0]
+    size = int((edited.labels == 0).sum())
+    with pytest.raises(InputError, match="the unclustered group cannot be split"):
+        split_cluster(rows_result, edited, -1, n=2)
+    with pytest.raises(InputError, match=f"'{name}' cannot be split into 1: it has {size} distinct texts"):
+        split_cluster(rows_result, edited, 0, n=1)
+    with pytest.raises(InputError, match=f"cannot be split into {size + 1}"):
+        split_cluster(rows_result, edited, 0, n=size + 1)
+    with pytest.raises(InputError, match="not both"):
+        split_cluster(rows_result, edited, 0, n=2, min_cluster_size=5)
+    with pytest.raises(InputError, match="min cluster size of 1 cannot split"):
+        split_cluster(rows_result, edited, 0, min_cluster_size=1)
+    with pytest.raises(InputError, match="there is no cluster 9 to split"):
+        split_cluster(rows_result, edited, 9, n=2)
+    with pytest.raises(InputError, match=f"'{name}' (did not split|cannot be split this way)"):
+        split_cluster(rows_result, edited, 0, min_cluster_size=size)
+    kmeans = unedited(kmeans_rerun)
+    with pytest.raises(InputError, match="k-means needs to be told into how many pieces"):
+        split_cluster(kmeans_rerun, kmeans, 0)
+    with pytest.raises(InputError, match="two or more pieces"):
+        split(rows_result, edited, 0, [np.flatnonzero(edited.labels == 0)])
+    with pytest.raises(InputError, match="the unclustered group cannot be split"):
+        split(rows_result, edited, -1, [np.array([0]), np.array([1])])
+
+
+def test_a_split_reapplies_to_its_cluster_after_a_rerun_and_is_stale_when_it_is_gone(
+    rows_result, kmeans_rerun
+):
+    edited = unedited(rows_result)
+    pieces = split_cluster(rows_result, edited, 2, n=2)
+    edit = split(rows_result, edited, 2, pieces)
+    again = edited_from_result(kmeans_rerun, [edit])
+    (outcome,) = again.outcomes
+    assert outcome.applied
+    target = matching_cluster(rows_result, 2, kmeans_rerun)
+    assert again.names[target] == edit.names[0] and again.names[_next_id_of(kmeans_rerun)] == edit.names[1]
+    # a re-run that put three texts of another cluster into it: they stay in the first piece
+    labels = rows_result.clustering.labels.copy()
+    newcomers = some_of(labels, 0, 3)
+    labels[newcomers] = 2
+    (outcome,) = apply_edits(labels, edited.names, [edit], corpus_of(rows_result)).outcomes
+    share = int(100 * int((edited.labels == 2).sum()) / int((labels == 2).sum()))
+    assert outcome.message == (
+        f"applied (matched approximately: {share}% of texts in common, 3 texts new to it stay in "
+        f"'{edit.names[0]}'): split '{edited.names[2]}' into 2"
+    )
+    # a re-run that scattered it: stale, nothing split
+    scattered = rows_result.clustering.labels.copy()
+    members = np.flatnonzero(scattered == 2)
+    scattered[members[: len(members) // 2]] = 1
+    after = apply_edits(scattered, edited.names, [edit], corpus_of(rows_result))
+    (stale,) = after.stale
+    assert stale.message.startswith(
+        f"no longer applies: split '{edited.names[2]}' into 2 (no cluster with those texts now"
+    )
+    np.testing.assert_array_equal(after.labels, scattered)
+
+
+def test_every_edit_kind_round_trips_and_undoes_one_step_at_a_time(rows_result):
+    start = unedited(rows_result)
+    labels, names, corpus, counts = (
+        start.labels,
+        start.names,
+        corpus_of(rows_result),
+        rows_result.corpus.counts,
+    )
+    moved = move(labels, names, some_of(labels, 1, 2), 0, corpus, counts)
+    tagged = tag([0], "urgent", corpus, counts)
+    pieces = split_cluster(rows_result, start, 2, n=2)
+    split_edit = split(rows_result, start, 2, pieces)
+    for edit in (moved, tagged, untag([0], "urgent", corpus, counts), split_edit):
+        assert Edit.from_dict(edit.to_dict()) == edit
+    assert set(rename(labels, names, 0, "A", corpus).to_dict()) == {"op", "groups", "label", "was", "corpus"}
+    state = DatasetState(("comment",)).with_edits([moved]).with_edits([tagged]).with_edits([split_edit])
+    state = DatasetState.from_dict(state.to_dict())
+    full = edited_from_result(rows_result, list(state.edits))
+    assert all(o.applied for o in full.outcomes) and full.tags == {0: ("urgent",)}
+    undone = edited_from_result(rows_result, list(state.undo().edits))  # the split is taken back
+    assert len(set(undone.labels.tolist())) == len(set(full.labels.tolist())) - 1
+    without_tag = edited_from_result(rows_result, list(state.remove_step(1).edits))
+    assert without_tag.tags == {} and np.array_equal(without_tag.labels, full.labels)
+    without_move = edited_from_result(rows_result, list(state.remove_step(0).edits))
+    assert (without_move.labels[list(moved.texts)] == 1).all()
+    back = state.remove_step(0).redo()
+    assert back.edits == state.edits
+
+
+def test_an_edit_of_a_kind_this_version_does_not_know_is_reported_not_applied(rows_result):
+    newer = Edit.from_dict({"op": "recolour", "groups": [], "label": "blue", "texts": [1, 2]})
+    edited = edited_from_result(rows_result, [newer])
+    assert edited.outcomes[0].message == (
+        "no longer applies: recolour 'blue' (an edit this version of Clusterlab does not know)"
+    )

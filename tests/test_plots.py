@@ -39,16 +39,18 @@ def test_the_map_passes_plotlys_own_validation_and_escapes_user_text(result):
     assert sum(len(t.x) for t in figure.data) == result.corpus.n_texts
     spec = json.dumps(figure.to_plotly_json(), default=str)
     assert "<img" not in spec and "&lt;img src=x onerror=alert(1)&gt;" in spec
-    for trace in checked.data:  # user text only in data fields, never in the template
-        assert trace.hovertemplate == "<b>%{meta}</b><br>%{text}<br>rows: %{customdata}<extra></extra>"
+    assert len(checked.data) == 1  # one trace, however many clusters: quick for a browser to draw
+    assert (
+        checked.data[0].hovertemplate == "%{text}<br>rows: %{customdata}<extra></extra>"
+    )  # user text: data only
 
 
 def test_a_selection_on_the_map_gives_back_the_texts_under_it(result):
     points, _ = plots.map_frame(result)
     figure = plots.map_figure(result, points=(points, len(points)))
     members = plots.trace_members(points)
-    # what Streamlit reports for two points of the second trace and one of the first
-    chosen = [(1, 0), (1, 2), (0, 1)]
+    # what Streamlit reports for three points of the map's trace
+    chosen = [(0, 0), (0, 2), (0, 5)]
     reported = [
         {"curve_number": c, "point_index": i, "x": figure.data[c].x[i], "y": figure.data[c].y[i]}
         for c, i in chosen
@@ -116,3 +118,29 @@ def test_cluster_names_sit_at_their_centres_largest_first_without_overlap(result
         a.text for a in plots.map_figure(result, labels=merged.labels, names=merged.names).layout.annotations
     ]
     assert "&lt;b&gt;Both&lt;/b&gt;" in texts and not any(t.startswith("<") for t in texts)
+
+
+def test_a_search_fades_the_rest_of_the_map_and_a_selection_still_reads_the_right_texts(result):
+    lit = np.zeros(result.corpus.n_texts, dtype=bool)
+    lit[[3, 10, 11]] = True
+    shown = np.ones(result.corpus.n_texts, dtype=bool)
+    shown[[4, 5]] = False  # a filter keeps the others
+    points = plots.map_frame(result, shown=shown, highlight=lit)
+    figure = plots.map_figure(result, points=points)
+    faded, matched = figure.data
+    assert faded.name == plots.FADED_NAME and len(faded.x) == result.corpus.n_texts - 5
+    assert len(matched.x) == 3
+    members = plots.trace_members(points[0])
+    picked = plots.selected_texts([{"curve_number": 1, "point_index": i} for i in range(3)], members)
+    assert picked.tolist() == [3, 10, 11]
+    layout = result.projection.layout
+    for i, text in enumerate(members[1]):
+        assert np.allclose(layout[text], (matched.x[i], matched.y[i]))
+
+
+def test_a_sample_of_a_big_map_keeps_every_highlighted_text(result):
+    lit = np.zeros(result.corpus.n_texts, dtype=bool)
+    lit[-5:] = True
+    frame, total = plots.map_frame(result, max_points=20, highlight=lit)
+    assert total == result.corpus.n_texts and len(frame) == 20
+    assert set(np.flatnonzero(lit)) <= set(frame.index)
