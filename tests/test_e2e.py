@@ -222,16 +222,23 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         user.assert_no_errors()
 
         # a box dragged over the map lists the texts under it, with their clusters
-        area = chart.locator(".nsewdrag").first
-        expect(area).to_be_visible()
-        box = area.bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
-        page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=8)
-        page.mouse.up()
         picked = page.get_by_text(re.compile(r"^[\d,]+ texts selected \([\d,]+ rows\) in \d+ clusters?$"))
-        expect(picked).to_be_visible()
+        for attempt in range(3):  # a drag that starts while the map is still being redrawn selects nothing
+            expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+            area = chart.locator(".nsewdrag").first
+            expect(area).to_be_visible()
+            box = area.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+            page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=8)
+            page.mouse.up()
+            try:
+                expect(picked).to_be_visible(timeout=(STEP_S if attempt == 2 else 10) * 1000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         n_texts, n_rows = (int(n.replace(",", "")) for n in re.findall(r"[\d,]+", picked.inner_text())[:2])
         assert n_texts >= 100, picked.inner_text()
         with page.expect_download() as download_info:  # the selected rows, all of them
