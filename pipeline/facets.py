@@ -10,10 +10,10 @@ a second at 100,000 rows, ``python -m pipeline.bench_facets``).
   (long or mostly distinct values: no use as a category) or "empty".
 - **Filters** (``CategoryFilter``, ``NumberFilter``, ``DateFilter``; ``filter_mask``): rows kept,
   as a boolean array; ``filtered_clusters`` recounts the clusters on them.
-- **Breakdowns** (``breakdown``): cluster share per value of a column, lift, and the adjusted
-  standardized residual of the value x cluster table; ``over_represented`` per value.
-- **Trends** (``trends``): rows per period (day, week from Monday, or month, from the span; year
-  past 20 years) and cluster; ``movers`` between the first and the last period.
+- **Breakdowns** (``breakdown``): cluster share per value of a column, lift, and the Pearson
+  residual of the value x cluster table; ``over_represented`` per value.
+- **Trends** (``trends``): rows per period (day up to 60 days, ISO week from Monday up to two
+  years, month beyond; year past 20 years) and cluster; ``movers`` between the first and the last period.
 
 Conventions, the same everywhere:
 
@@ -25,8 +25,8 @@ Conventions, the same everywhere:
 - Values are compared as the text a spreadsheet shows: surrounding spaces removed, 3.0 read as
   "3", a midnight timestamp as "2024-01-05".
 - Dates: ISO 8601 (2024-01-05, 2024-01-05T10:00:00+02:00) first, then other formats (31/01/2024,
-  Jan 5 2024, 5 January 2024, 01/31/2024 10:00 PM, ...). A time zone offset is dropped: the
-  wall-clock time as written counts. A date like 05/01/2024 is ambiguous; it is read day first
+  Jan 5 2024, 5 January 2024, 01/31/2024 10:00 PM, ...). A time with a zone (+02:00, Z, UTC) is
+  converted to UTC; a naive time is taken as given. A date like 05/01/2024 is ambiguous; it is read day first
   when other dates of the column can only be day first (31/01/2024) and none only month first,
   else month first (May 1, pandas' default), and a note says so (``ParsedDates.notes``); pass
   ``dayfirst`` to decide. Dates before 1800 or after 2199 count as not dates (typos, "May" read as
@@ -61,7 +61,7 @@ TEXT_CHARS = 40  # values this long on average are prose, not categories
 TEXT_DISTINCT = 50  # ... as are columns with at least this many distinct values that are
 TEXT_DISTINCT_SHARE = 0.5  # ... mostly distinct (a value per row or so: ids, names)
 TOP_VALUES = 30  # values the app shows of a category; the others are counted as hidden
-SIGNIFICANT = 2.0  # |adjusted residual| above this: unlikely by chance (about p < 0.05)
+SIGNIFICANT = 2.0  # a Pearson residual above this: more rows than chance would give
 BREAKDOWN_COLUMNS = (
     "value",
     "cluster_id",
@@ -85,7 +85,7 @@ MOVERS_COLUMNS = (
 )
 PERIODS = ("day", "week", "month", "year")
 DAY_SPAN = 60  # days: up to this span, periods are days
-WEEK_SPAN = 548  # days (1.5 years): up to this span, weeks (starting on Monday); else months
+WEEK_SPAN = 731  # days (two years): up to this span, ISO weeks (starting on Monday); else months
 MONTH_PERIODS = 240  # more months than this (20 years): years
 MAX_PERIODS = 5000  # a period asked for that cuts the span into more is refused
 EARLIEST, LATEST = np.datetime64("1800-01-01", "s"), np.datetime64("2200-01-01", "s")
@@ -99,7 +99,6 @@ _NO_CLUSTER = -2  # a row without a text
 # patterns run on whole columns by pyarrow (RE2: no look-arounds); a column can hold 100,000 dates
 _DATE_LIKE = r"(?:^|\D)(?:1[89]|2[01])\d\d(?:\D|$)|\d+\D+\d+"  # a year, or two groups of digits
 _SLASHED = r"^(?P<first>\d{1,2})[/.\-](?P<second>\d{1,2})[/.\-]\d{2,4}(?:\D|$)"
-_OFFSET = r"(?i)(\d:\d\d(?::\d\d(?:[.,]\d+)?)?)\s*(?:Z|UTC|GMT|[+-]\d\d:?\d\d)$"
 _NUMBER_START = set("+-.0123456789")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _FORMATS = (  # tried after the formats pandas guesses, month-first ones last in a day-first column
@@ -248,19 +247,18 @@ def _dates_of(texts: Sequence[str], dayfirst: bool) -> np.ndarray:
     todo = np.flatnonzero(pc.match_substring_regex(column, _DATE_LIKE).to_numpy(zero_copy_only=False))
     if not len(todo):
         return out
-    # a time zone offset is dropped: the wall-clock time as written
-    cleaned = pc.replace_substring_regex(column.take(todo), _OFFSET, r"\1")
-    cleaned = cleaned.to_numpy(zero_copy_only=False).astype(object)
+    # a time with a zone is converted to UTC (parse's utc=True); a naive time is taken as given
+    cleaned = column.take(todo).to_numpy(zero_copy_only=False).astype(object)
 
     def parse(values: np.ndarray, **options: Any) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", **options)
+                parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True, **options)
             except (ValueError, TypeError, OverflowError):
                 return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
         if getattr(parsed.dtype, "tz", None) is not None:
-            parsed = parsed.dt.tz_localize(None)
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         return parsed.to_numpy(dtype="datetime64[s]")
 
     def take(parsed: np.ndarray) -> None:
@@ -348,7 +346,7 @@ def parse_dates(series: pd.Series, *, dayfirst: bool | None = None, column: str 
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         stamps = series
         if getattr(series.dtype, "tz", None) is not None:
-            stamps = series.dt.tz_localize(None)  # the wall-clock time as recorded
+            stamps = series.dt.tz_convert("UTC").dt.tz_localize(None)  # a time with a zone: in UTC
         values = stamps.to_numpy(dtype="datetime64[s]")
         missing = int(np.isnat(values).sum())
         outside = (values < EARLIEST) | (values >= LATEST)
@@ -813,11 +811,10 @@ def breakdown(
 
     Per value and cluster: ``rows``; ``share_of_value`` = rows / the value's rows;
     ``share_overall`` = the cluster's rows / all rows counted; ``lift`` = their ratio (2: twice as
-    common among the value's rows as overall); ``residual`` = the adjusted standardized residual of
-    the value x cluster table, (O - E) / sqrt(E (1 - value rows / N) (1 - cluster rows / N)), about
-    normal when nothing is going on, so above ``SIGNIFICANT`` (2) the cluster is over-represented
-    beyond chance, below -2 under-represented. It is 0 where there is nothing to compare (one
-    value, or one cluster). Pairs without a row are not listed (their lift is 0).
+    common among the value's rows as overall); ``residual`` = the Pearson residual of the value x
+    cluster table, (O - E) / sqrt(E) with E = value rows x cluster rows / N; above
+    ``SIGNIFICANT`` (2) the cluster is over-represented beyond chance, below -2 under-represented.
+    It is 0 where there is nothing to compare (one value, or one cluster: O = E). Pairs without a row are not listed (their lift is 0).
 
     The statistics are over all the rows counted; ``top`` (None: all) keeps the rows of the
     ``top`` values with most rows, the rest are counted in ``hidden``. ``mask``: only those rows
@@ -840,9 +837,7 @@ def breakdown(
     value_of, cluster_of = pairs // len(clusters), pairs % len(clusters)
     r, c = value_rows[value_of].astype(np.float64), cluster_rows[cluster_of].astype(np.float64)
     expected = r * c / n
-    spread = np.sqrt(expected * (1 - r / n) * (1 - c / n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        residual = np.where(spread > 0, (observed - expected) / np.where(spread > 0, spread, 1), 0.0)
+    residual = (observed - expected) / np.sqrt(expected)  # Pearson's; expected > 0 for a listed pair
     share_of_value = observed / r
     share_overall = c / n
     present = np.flatnonzero(value_rows)
