@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run dev test bench bench-quality lint format install clean-cache sample
+.PHONY: run dev test bench bench-quality bench-search bench-facets bench-codebook lint format install clean-cache sample
 
 ADDRESS ?= 127.0.0.1
 PORT ?= 8501
@@ -31,6 +31,16 @@ bench: $(APP_STAMP)
 
 bench-quality: $(APP_STAMP)
 	$(BIN)/python -m pipeline.bench_quality $(BENCH_ARGS)
+
+# Explore at 100,000 texts: search (words, meaning), filters, breakdowns and trends; the codebook
+bench-search: $(APP_STAMP)
+	$(BIN)/python -m pipeline.bench_search $(BENCH_ARGS)
+
+bench-facets: $(APP_STAMP)
+	$(BIN)/python -m pipeline.bench_facets $(BENCH_ARGS)
+
+bench-codebook: $(APP_STAMP)
+	$(BIN)/python -m pipeline.bench_codebook $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check app.py pages pipeline tests
