@@ -1,4 +1,5 @@
-"""Take docs/explore.png: the Explore page after clustering the bundled sample.
+"""Take docs/explore.png, docs/search.png and docs/breakdown.png: the Explore page after
+clustering the bundled sample, a word search on it, and its clusters broken down by channel.
 
     .venv/bin/python docs/screenshot.py [--out docs/explore.png]
 
@@ -45,6 +46,24 @@ def explore_screenshot(out: Path) -> None:
             page.wait_for_timeout(1500)
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)
+            idle = page.get_by_test_id("stApp")
+            # a word search: counted per cluster, the rest of the map faded
+            search = page.get_by_role("textbox", name="Search")
+            search.fill("crash")
+            search.press("Enter")
+            expect(page.get_by_text("Search 'crash'")).to_be_visible()
+            expect(idle).to_have_attribute("data-test-script-state", "notRunning")
+            page.wait_for_timeout(1500)
+            page.get_by_test_id("stMain").screenshot(path=str(out.with_name("search.png")))
+            page.get_by_role("button", name="Clear the search").click()
+            # the clusters by channel
+            page.get_by_role("tab", name="Breakdown").click()
+            page.get_by_role("combobox", name="By the column").click()
+            page.get_by_role("option", name="channel", exact=True).click()
+            expect(page.get_by_text("What stands out", exact=False).first).to_be_visible()
+            expect(idle).to_have_attribute("data-test-script-state", "notRunning")
+            page.wait_for_timeout(1500)
+            page.get_by_test_id("stMain").screenshot(path=str(out.with_name("breakdown.png")))
         finally:
             browser.close()
 
@@ -54,7 +73,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "explore.png")
     args = parser.parse_args()
     explore_screenshot(args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}, {args.out.with_name('search.png')} and {args.out.with_name('breakdown.png')}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pipeline.label_quality import keyword_presence
 ROWS_SHOWN = 5000  # rows of a cluster put in the page; the download has them all
 SELECTED_SHOWN = 1000  # rows of a map selection put in the page (a box over the map holds thousands)
 VALUES_SHOWN, CLUSTERS_SHOWN = 30, 25  # a breakdown's heatmap: the values and clusters with most rows
+BREAKDOWN_NUMBERS = 50  # a column of numbers is offered for a breakdown up to this many values
 
 ui.require_app()
 ws = ui.workspace()
@@ -344,9 +345,11 @@ def tree_view() -> None:
 
 def breakdown_view() -> None:
     """Clusters by the values of another column: shares per value, and what stands out."""
-    options = [c.name for c in columns if c.kind in ("category", "number", "date")]
+    # categories, then numbers with few values (a score, a rating); ids and dates are no breakdown
+    options = [c.name for c in columns if c.kind == "category"]
+    options += [c.name for c in columns if c.kind == "number" and c.distinct <= BREAKDOWN_NUMBERS]
     if not options:
-        st.info("The table has no other column to break the clusters down by.")
+        st.info("The table has no other column (with categories) to break the clusters down by.")
         return
     name = st.selectbox("By the column", options, key="breakdown_column")
     try:

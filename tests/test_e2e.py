@@ -247,6 +247,45 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         assert len(selected) == n_rows and {"comment", "cluster_id", "cluster_label"} <= set(selected[0])
         user.assert_no_errors()
 
+        # search a word: counted, listed, and the rest of the map faded
+        n_refund = sum("refund" in r["comment"].lower() for r in rows)
+        search = page.get_by_role("textbox", name="Search")
+        search.fill("refund")
+        search.press("Enter")
+        expect(page.get_by_text(re.compile(rf"^Search 'refund': {n_refund} matches"))).to_be_visible()
+        plot = ".st-key-map .js-plotly-plot"
+        page.wait_for_function(f"() => document.querySelector('{plot}')?.data?.length === 2")
+        traces = page.evaluate(
+            f"() => document.querySelector('{plot}').data.map(t => [t.name, t.text.length])"
+        )
+        assert traces[0][0] == "not matching the search" and 0 < traces[1][1] <= n_refund, traces
+        page.get_by_role("button", name="Clear the search").click()
+        expect(page.get_by_text(re.compile(r"^Search 'refund'"))).to_have_count(0)
+
+        # filter by a column: the counts follow, one click removes it
+        n_email = sum(r["channel"] == "email" for r in rows)
+        page.get_by_role("button", name="Add a filter").click()
+        page.get_by_role("combobox", name="Column").click()
+        page.get_by_role("option", name="channel", exact=True).click()
+        page.get_by_role("combobox", name="Keep rows whose channel is").click()
+        page.get_by_role("option", name=re.compile(r"^email \(")).click()
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="Apply the filter").click()
+        expect(page.get_by_text(re.compile(rf"^Showing {n_email} of 300 rows"))).to_be_visible()
+        page.get_by_role("button", name="channel: email").click()
+        expect(page.get_by_text(re.compile(r"^Showing \d+ of 300 rows"))).to_have_count(0)
+
+        # a breakdown by that column: a heatmap of the three channels
+        page.get_by_role("tab", name="Breakdown").click()
+        page.get_by_role("combobox", name="By the column").click()
+        page.get_by_role("option", name="channel", exact=True).click()
+        chart = ".st-key-breakdown_chart .js-plotly-plot"
+        page.wait_for_function(f"() => document.querySelector('{chart}')?.data?.[0]?.y?.includes('email')")
+        values = page.evaluate(f"() => document.querySelector('{chart}').data[0].y")
+        assert sorted(values) == ["chat", "email", "store"], values
+        expect(page.get_by_text(re.compile(r"^What stands out"))).to_be_visible()
+        user.assert_no_errors()
+
         user.open("Export")
         button = page.get_by_role("button", name="Table as CSV")
         expect(button).to_be_visible()
