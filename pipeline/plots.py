@@ -389,6 +389,7 @@ def breakdown_figure(frame: pd.DataFrame, values: list[str], clusters: list[int]
                     "z": z,
                     "text": hover,
                     "colorscale": "Blues",
+                    "reversescale": True,  # Plotly's Blues runs dark to light: more rows, darker
                     "zmin": 0,
                     "hovertemplate": "%{y} · %{x}<br>%{text}<extra></extra>",
                     "colorbar": {"title": {"text": "share of the value's rows"}, "tickformat": ".0%"},
