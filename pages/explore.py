@@ -240,7 +240,7 @@ def selection_panel(texts: np.ndarray) -> None:
         right,
         "Download the selected rows (CSV)",
         lambda: csv_bytes(picked),
-        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_selection.csv",
+        f"{ui.file_stem(info.name)}_selection.csv",
         "text/csv",
         "dl_selection",
     )
@@ -392,7 +392,7 @@ def breakdown_view() -> None:
         st,
         f"Download the breakdown by {ui.md_escape(name)} (CSV, every value)",
         lambda: csv_bytes(facets.breakdown(table, name, mask=view.rows).frame),
-        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_breakdown.csv",
+        f"{ui.file_stem(info.name)}_breakdown.csv",
         "text/csv",
         "dl_breakdown",
     )
@@ -441,7 +441,7 @@ def trends_view() -> None:
         st,
         "Download rows per period (CSV)",
         lambda: csv_bytes(trend.frame),
-        f"{info.name.rsplit('.', 1)[0] or 'clusters'}_trends.csv",
+        f"{ui.file_stem(info.name)}_trends.csv",
         "text/csv",
         "dl_trends",
     )
@@ -456,17 +456,23 @@ VIEWS = {
 }
 
 
+def match_counts():
+    """The search's matches per cluster: the sentence above the list and the cluster table's
+    *matches* column, counted once per view."""
+    return ui.memo(
+        "match_counts",
+        looking,
+        lambda: search.per_cluster(view.matches, edited.labels, edited.names, result.corpus.counts),
+    )
+
+
 def matches_section() -> None:
     """What the search found: counted per cluster, listed best first; any match can start a
     search for the texts like it."""
     if view.matches is None:
         return
     wanted = find.query()
-    counts = ui.memo(
-        "match_counts",
-        looking,
-        lambda: search.per_cluster(view.matches, edited.labels, edited.names, result.corpus.counts),
-    )
+    counts = match_counts()
     about = "Texts like row " + str(wanted.row) if wanted.mode == "similar" else f"Search '{wanted.text}'"
     left, right = st.columns([6, 1], vertical_alignment="center")
     left.text(f"{about}: {search.summary_line(counts)}")
@@ -517,7 +523,7 @@ def clusters_section() -> None:
             kept["share"].to_numpy(),
         )
     if view.matches is not None:
-        found = search.per_cluster(view.matches, edited.labels, edited.names).dropna(subset=["cluster_id"])
+        found = match_counts().dropna(subset=["cluster_id"])
         summary.insert(
             2,
             "matches",

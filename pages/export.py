@@ -28,7 +28,7 @@ summary = ui.memo(
 clusters = clusters_with_parents(result, edited, summary)
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
-stem = ws.info(dataset_id).name.rsplit(".", 1)[0] or "clusters"
+stem = ui.file_stem(ws.info(dataset_id).name)
 
 st.title("Download")
 active = find.filters()

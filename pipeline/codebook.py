@@ -451,14 +451,8 @@ def assign(result: Result, codebook: Codebook, embedder: Embedder, threshold: fl
     if not -1.0 <= float(threshold) <= 1.0:
         raise _bad_threshold(threshold)
     vectors = category_vectors(codebook, embedder)
-    texts = result.embeddings.vectors
-    if vectors.shape[1] != texts.shape[1]:
-        raise InputError(
-            f"the categories' vectors have {vectors.shape[1]} dimensions, the texts' {texts.shape[1]}",
-            hint="assign with the model that made the result (search.run_embedder)",
-            stage=STAGE,
-        )
-    best, scores, second = nearest(texts, vectors)
+    search.check_identity(result, embedder, what="the categories", stage=STAGE, dims=vectors.shape[1])
+    best, scores, second = nearest(result.embeddings.vectors, vectors)
     if float(threshold) == 0.0:
         chosen, rule = auto_threshold(scores, second)
     else:

@@ -321,15 +321,24 @@ def check_identity(
     hint: str = "search by meaning with the run's own model (search.run_embedder), re-run the "
     "clustering with the model at hand, or search by words",
     stage: str = STAGE,
+    dims: int | None = None,
 ) -> None:
     """Refuse to compare ``what`` embedded by ``embedder`` with the texts when the texts were
-    embedded by another model: cosines between two models' vectors mean nothing."""
+    embedded by another model (cosines between two models' vectors mean nothing), or when its
+    vectors have ``dims`` dimensions and the texts' another number."""
     made_by, query_by = result.embeddings.model, getattr(embedder, "identity", "?")
     if made_by != query_by:
         raise InputError(
             f"the texts were embedded by {made_by}, but {what} would be embedded by {query_by}; "
             "scores between vectors of two models mean nothing",
             hint=hint,
+            stage=stage,
+        )
+    texts_dims = result.embeddings.vectors.shape[1]
+    if dims is not None and dims != texts_dims:
+        raise InputError(
+            f"{what}'s vectors have {dims} dimensions, the texts' {texts_dims}",
+            hint="use the model that made the result (search.run_embedder)",
             stage=stage,
         )
 
@@ -343,14 +352,8 @@ def search_meaning(
     _check_query(query)
     check_identity(result, embedder)
     vector = query_vector(embedder, query)
-    vectors = result.embeddings.vectors
-    if vector.shape[0] != vectors.shape[1]:
-        raise InputError(
-            f"the query's vector has {vector.shape[0]} dimensions, the texts' {vectors.shape[1]}",
-            hint="search with the model that made the result (search.run_embedder)",
-            stage=STAGE,
-        )
-    return _nearest(result, vectors @ vector, query, "meaning", top_k, min_score)
+    check_identity(result, embedder, dims=vector.shape[0])
+    return _nearest(result, result.embeddings.vectors @ vector, query, "meaning", top_k, min_score)
 
 
 def query_vector(embedder: Embedder, query: str) -> np.ndarray:

@@ -13,7 +13,7 @@ patches a helper patches the module that looks it up (``runbox.runtime``, not ``
 which is why those hooks are not re-exported here.
 """
 
-from .downloads import download
+from .downloads import download, file_stem
 from .runbox import (
     STAGE_TITLES,
     STAGES,
@@ -55,6 +55,7 @@ __all__ = [
     "dataset_state",
     "download",
     "edited",
+    "file_stem",
     "fix_large_cluster",
     "llm_widgets",
     "log",

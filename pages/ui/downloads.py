@@ -13,6 +13,11 @@ from collections.abc import Callable
 log = logging.getLogger("clusterlab.app")
 
 
+def file_stem(name: str) -> str:
+    """A download's name from the dataset's file name: "tickets.csv" -> "tickets"."""
+    return name.rsplit(".", 1)[0] or "clusters"
+
+
 def download(
     where, label: str, build: Callable[[], bytes], file_name: str, mime: str, key: str, **options
 ) -> None:
