@@ -269,5 +269,15 @@ def estimate_llm_labels(
     would take with ``config.label`` (default: the result's own), counting cached answers as
     free and honouring ``label.llm.max_clusters``. Nothing is called; noise is never sent."""
     params = (config or result.config).label
-    requests, capped = label_stage.plan_requests(result.corpus, result.embeddings, result.clustering, params)
+    labels = result.labels
+    summary = (
+        labels.clusters
+        if labels is not None
+        and labels.method == "keywords"
+        and label_stage.same_keywords(result.config.label, params)
+        else None
+    )
+    requests, capped = label_stage.plan_requests(
+        result.corpus, result.embeddings, result.clustering, params, summary
+    )
     return estimate(requests, len(capped), _resolve_cache(cache_dir))

@@ -472,6 +472,9 @@ def test_the_cap_labels_the_largest_clusters_and_the_estimate_says_so(
     assert result.labels.complete  # a cap is a choice, not a failure: the stage is cached
     after = pipeline.estimate_llm_labels(result, cache_dir=cache_dir)
     assert (after.cached, after.calls, after.prompt_tokens) == (2, 0, 0)
+    # from the keyword run's own summary (no second word count): the same requests the run made
+    again = pipeline.estimate_llm_labels(keyword_result, config, cache_dir=cache_dir)
+    assert (again.clusters, again.cached, again.calls) == (2, 2, 0)
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])

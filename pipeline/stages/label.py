@@ -319,11 +319,34 @@ def llm_requests(
 
 
 def plan_requests(
-    corpus: Corpus, embeddings: Embeddings, clustering: Clustering, params: LabelParams
+    corpus: Corpus,
+    embeddings: Embeddings,
+    clustering: Clustering,
+    params: LabelParams,
+    summary: pd.DataFrame | None = None,
 ) -> tuple[list[llm.ClusterRequest], list[int]]:
-    """The requests a run with ``params`` would make (for plans and cost estimates)."""
-    frame, members = summarise(corpus, embeddings, clustering, params, detached("label"))
+    """The requests a run with ``params`` would make (for plans and cost estimates).
+
+    ``summary``: this clustering's keyword summary, when a label run with the same keyword settings
+    made it (``Labels.clusters``): the prompts are built from it instead of counting the words again
+    (0.8 s of every slider step at 10,000 texts went to that)."""
+    if summary is None:
+        frame, members = summarise(corpus, embeddings, clustering, params, detached("label"))
+    else:
+        frame, members = summary, members_of(clustering.labels)
     return llm_requests(frame, members, corpus, embeddings, params)
+
+
+def members_of(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Each cluster id's member indices (ascending), in one sort."""
+    order = np.argsort(labels, kind="stable")
+    ids, starts = np.unique(labels[order], return_index=True)
+    return {int(c): order[a:b] for c, a, b in zip(ids, starts, [*starts[1:], len(order)], strict=True)}
+
+
+def same_keywords(a: LabelParams, b: LabelParams) -> bool:
+    """Whether two label settings give the same keyword summary (they may differ in naming)."""
+    return dataclasses.replace(a, method=b.method, llm=b.llm) == b
 
 
 def _label_with_llm(
