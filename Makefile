@@ -1,27 +1,28 @@
 # Everything starts from nothing but Python: `make run` and `make test` create .venv,
-# install the pinned requirements and go.
+# install the pinned requirements and the project itself (`pip install -e .`: `pipeline`
+# imports from any folder, and .venv/bin/clusterlab exists), and go.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.installed-app
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run dev test bench bench-quality bench-search bench-facets bench-codebook lint format install clean-cache sample
+.PHONY: run dev test bench bench-quality bench-search bench-facets bench-codebook lint format install install-app clean-cache sample
 
 ADDRESS ?= 127.0.0.1
 PORT ?= 8501
 
+# the same command as from any other folder: .venv/bin/clusterlab app (pipeline/launch.py)
 run: $(APP_STAMP)
-	@echo "Clusterlab: open http://$(ADDRESS):$(PORT) in your browser"
-	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+	$(BIN)/clusterlab app --address $(ADDRESS) --port $(PORT)
 
 # for developers: the app reloads when a source file is saved (users get no file watcher)
 dev: $(APP_STAMP)
-	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) \
+	$(BIN)/clusterlab app --address $(ADDRESS) --port $(PORT) \
 		--server.fileWatcherType auto --server.runOnSave true
 
 sample: $(APP_STAMP)
-	$(BIN)/python -m pipeline run pipeline/data/sample_feedback.csv --text-column comment --out out/sample_labeled.csv --plots
+	$(BIN)/clusterlab run pipeline/data/sample_feedback.csv --text-column comment --out out/sample_labeled.csv --plots
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
@@ -52,12 +53,18 @@ format: $(DEV_STAMP)
 
 install: $(DEV_STAMP)
 
+# a server's or a Dask worker's set-up: the pinned requirements and the project, no test tools
+install-app: $(APP_STAMP)
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(APP_STAMP): requirements.txt | $(VENV)/bin/python
+# pyproject.toml: the package's contents and its `clusterlab` command; its dependencies are
+# requirements.txt, installed pinned first, so the project itself installs with --no-deps
+$(APP_STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip check
 	@# compile UMAP's numba code into its on-disk cache now, not during someone's first run
 	$(BIN)/python -m pipeline.warmup $(WARMUP_ARGS)

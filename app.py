@@ -1,7 +1,8 @@
 """Clusterlab: upload a table of short texts, find its clusters, name them, download.
 
-``streamlit run app.py`` (or ``make run``). Page config, the workspace, the shared sidebar
-and navigation live here; each page in pages/ is a thin script over ``pipeline``.
+``streamlit run app.py`` (or ``make run``). Page config, the workspace (or, with sign-in on,
+the sign-in page), the shared sidebar and navigation live here; each page in pages/ is a thin
+script over ``pipeline``.
 """
 
 import logging
@@ -15,18 +16,18 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 st.set_page_config(page_title="Clusterlab", page_icon=":material/hub:", layout="wide")
 
 st.session_state["via_app"] = True
+PAGES = [
+    st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", default=True),
+    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+]
 try:
+    # with sign-in on, a signed-out visitor sees no pages: workspace() shows the sign-in and stops
+    navigation = st.navigation(PAGES, position="hidden" if ui.signed_out() else "sidebar")
     ws = ui.workspace()
 except pipeline.PipelineError as exc:  # the operator's settings are wrong: say which, to everyone
     ui.show_error(exc)
     st.stop()
-navigation = st.navigation(
-    [
-        st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", default=True),
-        st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
-        st.Page("pages/export.py", title="Export", icon=":material/download:"),
-    ]
-)
 ui.current_dataset(ws)  # after a reload or a bookmark, the newest: highlighted in the sidebar
 ui.sidebar(ws)
 navigation.run()

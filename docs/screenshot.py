@@ -1,5 +1,7 @@
-"""Take docs/explore.png, docs/search.png and docs/breakdown.png: the Explore page after
-clustering the bundled sample, a word search on it, and its clusters broken down by channel.
+"""Take docs/explore.png, docs/search.png, docs/breakdown.png, docs/curate.png and
+docs/codebook.png: the Explore page after clustering the bundled sample, a word search on it, its
+clusters broken down by channel, what a search found moved to a new cluster and tagged, and a
+codebook of four categories with what it misses.
 
     .venv/bin/python docs/screenshot.py [--out docs/explore.png]
 
@@ -22,6 +24,12 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from tests.browser import launch_chromium, streamlit_server  # noqa: E402
 
 WIDTH = 1400
+CODEBOOK = (
+    "Billing: charges, refunds and prices | I was charged twice | the price went up\n"
+    "Crashes and freezes: the app stops working | it crashes when I open it\n"
+    "Sync: data not syncing between devices | my phone and laptop show different numbers\n"
+    "Support: contacting the support team | nobody answered my ticket"
+)
 
 
 def explore_screenshot(out: Path) -> None:
@@ -64,6 +72,34 @@ def explore_screenshot(out: Path) -> None:
             expect(idle).to_have_attribute("data-test-script-state", "notRunning")
             page.wait_for_timeout(1500)
             page.get_by_test_id("stMain").screenshot(path=str(out.with_name("breakdown.png")))
+            page.get_by_role("tab", name="Map").click()
+            # curating: what a search finds, moved to a new cluster and tagged
+            search.fill("charged")
+            search.press("Enter")
+            expect(page.get_by_text("Search 'charged'")).to_be_visible()
+            page.get_by_text("Move or tag the texts the search found", exact=True).click()
+            found = page.locator(
+                '[data-testid="stExpander"]', has_text="Move or tag the texts the search found"
+            )
+            found.get_by_role("textbox", name="Name of the new cluster").fill("Charged wrongly")
+            found.get_by_role("button", name="Move", exact=True).click()
+            expect(page.get_by_text("all in 'Charged wrongly'", exact=False)).to_be_visible()
+            found.get_by_role("textbox", name="Tag").fill("billing review")
+            found.get_by_role("button", name="Add tag").click()
+            expect(found.get_by_text("Tags in use: billing review")).to_be_visible()
+            expect(idle).to_have_attribute("data-test-script-state", "notRunning")
+            page.wait_for_timeout(1000)
+            found.screenshot(path=str(out.with_name("curate.png")))
+            page.get_by_role("button", name="Clear the search").click()
+            # a codebook of the analyst's own categories, with what it misses
+            page.get_by_text("Codebook: your own categories", exact=True).click()
+            book = page.locator('[data-testid="stExpander"]', has_text="Codebook: your own categories")
+            book.get_by_role("textbox", name="Categories").fill(CODEBOOK)
+            book.get_by_role("button", name="Use these categories").click()
+            expect(book.get_by_text("texts matched a category", exact=False)).to_be_visible()
+            expect(idle).to_have_attribute("data-test-script-state", "notRunning")
+            page.wait_for_timeout(1500)
+            book.screenshot(path=str(out.with_name("codebook.png")))
         finally:
             browser.close()
 
@@ -73,7 +109,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "explore.png")
     args = parser.parse_args()
     explore_screenshot(args.out)
-    print(f"wrote {args.out}, {args.out.with_name('search.png')} and {args.out.with_name('breakdown.png')}")
+    others = ", ".join(
+        str(args.out.with_name(n)) for n in ("search.png", "breakdown.png", "curate.png", "codebook.png")
+    )
+    print(f"wrote {args.out}, {others}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pages.ui import find, runbox
+from pages.ui import curate, find, runbox
+from pages.ui.duplicates import near_duplicates_section
 from pipeline import InputError, PipelineError, facets, plots, search
 from pipeline.clustering.sweep import suggest_settings
 from pipeline.edits import (
@@ -22,6 +23,7 @@ from pipeline.edits import (
     edited_table,
     merge,
     rename,
+    texts_of_rows,
     tree_level,
     tree_merges,
 )
@@ -51,7 +53,7 @@ if column is None:
 with st.sidebar:
     values = ui.settings_widgets(info.rows, state.settings)
     values |= ui.llm_widgets(state.settings)
-state = ui.save_settings(ws, dataset_id, state, column, values)
+state = state if ui.read_only() else ui.save_settings(ws, dataset_id, state, column, values)
 try:
     config = ui.build_config(column, values)
 except PipelineError as exc:  # e.g. a server URL that is not a URL
@@ -72,6 +74,9 @@ real = clusters[clusters["id"] >= 0]
 names = dict(zip(clusters["id"].tolist(), clusters["label"], strict=True))
 names_tag = ui.tag(tuple(names.items()))  # widgets listing clusters start fresh when this changes
 table = ui.memo("table", version, lambda: edited_table(result, edited))
+page = curate.Page(ws, dataset_id, state, result, edited, names)  # what move, tag, split, codebook act on
+editable = not ui.read_only()
+st.session_state.pop(curate.SAVED, None)  # this run shows the edit a form just saved
 columns = find.columns_info(result, table, column)
 
 
@@ -129,6 +134,7 @@ if largest is not None and largest > ui.LARGEST_SHARE and len(real) > 1:
     blob.button(
         "Fix it: apply the recommended setting",
         key="fix_blob",
+        disabled=ui.read_only(),
         on_click=ui.fix_large_cluster,
         args=(result, info.rows),
         help="the same sweep as 'Suggest clustering settings'; only clustering and naming run again",
@@ -207,6 +213,7 @@ def suggest_section() -> None:
         if st.button(
             f"Apply: min cluster size {size}, min samples {samples}",
             key="apply_suggestion",
+            disabled=ui.read_only(),
             help="sets the sidebar's sliders; only clustering and naming run again",
         ):
             ui.apply_suggestion(suggestion, info.rows)
@@ -248,6 +255,8 @@ def selection_panel(texts: np.ndarray) -> None:
     if len(picked) > SELECTED_SHOWN:
         st.caption(f"The first {SELECTED_SHOWN:,} of {len(picked):,} rows; the download has them all.")
     st.dataframe(shown, hide_index=True, width="stretch", key="selection_rows")
+    if editable:
+        curate.act_on_texts(page, texts, f"selected:{names_tag}", "the texts selected on the map")
 
 
 def map_view() -> None:
@@ -335,6 +344,7 @@ def tree_view() -> None:
     if st.button(
         f"Merge into these {len(groups)} groups",
         key="tree_merge",
+        disabled=ui.read_only(),
         help="one merge per group of two or more clusters; the edit log takes them back as one",
     ):
         try:
@@ -499,9 +509,20 @@ def matches_section() -> None:
         st.caption("Pick a row (the box at its left) to find the texts like it.")
 
 
+def found_section() -> None:
+    """Move or tag every text the search (within the filters) or the filters alone keep."""
+    if not editable or (view.matches is None and not view.filtered):
+        return
+    found = view.lit if view.matches is not None else view.texts
+    what = "the texts the search found" if view.matches is not None else "the texts the filters keep"
+    with st.expander(f"Move or tag {what}", key="found_panel", on_change="rerun"):
+        curate.act_on_texts(page, np.flatnonzero(found), f"found:{names_tag}:{ui.tag(looking)}", what)
+
+
 @st.fragment
 def views_section() -> None:
     """Only the open tab is drawn: switching tabs or selecting on the map reruns this section."""
+    curate.rerun_if_saved()
     tabs = st.tabs(list(VIEWS), key="view_tab", on_change="rerun")
     for tab, view in zip(tabs, VIEWS.values(), strict=True):
         if tab.open is not False:
@@ -513,7 +534,8 @@ def clusters_section() -> None:
     """The cluster table (rename by editing a label) and the merge form."""
     st.subheader("Clusters")
     st.caption("Rename a cluster by editing its label. Edits are kept and re-applied after re-running.")
-    summary = clusters[["id", "label", "size", "share", "keywords"]].copy()
+    shown = ["id", "label", "size", "share", "keywords"] + (["tags"] if edited.tags else [])
+    summary = clusters[shown].copy()
     if view.filtered:  # sizes and shares of the rows the filters keep; all rows beside them
         kept = ui.memo("filtered_clusters", looking, lambda: facets.filtered_clusters(table, view.rows))
         kept = kept.set_index("id").reindex(summary["id"])
@@ -537,7 +559,7 @@ def clusters_section() -> None:
         key=f"editor:{names_tag}",
         hide_index=True,
         width="stretch",
-        disabled=[c for c in summary.columns if c != "label"],
+        disabled=ui.read_only() or [c for c in summary.columns if c != "label"],
         column_config={"share": st.column_config.NumberColumn(format="percent")},
     )
     renamed = [
@@ -553,6 +575,9 @@ def clusters_section() -> None:
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
 
+    if ui.read_only():
+        st.info("Shared with you read-only: renaming and merging are up to its owner.")
+        return
     # the form's widgets are new whenever the clusters' names change (a merge, an undo): a choice
     # never outlives the cluster it named
     with st.form(f"merge:{names_tag}", clear_on_submit=True, border=True):
@@ -573,7 +598,7 @@ def clusters_section() -> None:
 
 def edit_log_section() -> None:
     """Every edit with what became of it; remove any one (the others stay), undo, redo."""
-    if not state.edits and not state.undone:
+    if ui.read_only() or (not state.edits and not state.undone):
         return
     panel = st.expander("Edit log", key="edit_log", on_change="rerun")
     with panel:
@@ -627,6 +652,7 @@ def read_section() -> None:
     rows (those the filters keep), how it spreads over the breakdown's column, and its nearest
     clusters. The choice is kept by cluster id; the list is new whenever the names change, so it
     never shows a name from before an edit."""
+    curate.rerun_if_saved()
     st.subheader("Read a cluster")
     ids = clusters["id"].tolist()
     wanted = st.session_state.get("reading")
@@ -678,12 +704,19 @@ def read_section() -> None:
         width="stretch",
         key=f"read_rows:{cid}:{names_tag}",
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode="multi-row",
     )
     chosen = event.selection.rows if event is not None else []
-    if chosen and st.button(f"Find texts like row {int(members[chosen[0]])}", key="similar_to_read"):
+    if len(chosen) == 1 and st.button(
+        f"Find texts like row {int(members[chosen[0]])}", key="similar_to_read"
+    ):
         find.similar(int(members[chosen[0]]))
         st.rerun(scope="app")
+    if editable and chosen:
+        ticked = texts_of_rows(result, members[np.asarray(chosen, dtype=np.int64)])
+        curate.act_on_texts(page, ticked, f"ticked:{cid}:{names_tag}", "the ticked rows' texts")
+    if editable and cid >= 0:
+        curate.split_form(page, cid, f"split:{cid}:{names_tag}")
     by = st.session_state.get("breakdown_column")
     if by and any(c.name == by for c in columns):
         try:
@@ -708,8 +741,14 @@ def read_section() -> None:
 
 
 matches_section()
+found_section()
 suggest_section()
 views_section()
 clusters_section()
 edit_log_section()
+curate.codebook_section(page, runbox.runtime(), read_only=not editable)
+duplicates_panel = st.expander("Near-duplicates", key="duplicates_panel", on_change="rerun")
+if duplicates_panel.open is not False:  # drawn (and its groups read) only while open
+    with duplicates_panel:
+        near_duplicates_section(result, values, cache_dir=ws.cache_dir(dataset_id))
 read_section()

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from pages import ui
-from pages.ui import find
-from pipeline import InputError, facets
+from pages.ui import curate, find, runbox
+from pipeline import InputError, PipelineError, codebook, facets
 from pipeline.edits import clusters_with_parents, edited_clusters, edited_table
 from pipeline.io import csv_bytes, excel_bytes, manifest_bytes, parquet_bytes
 
@@ -29,6 +29,19 @@ clusters = clusters_with_parents(result, edited, summary)
 manifest = result.manifest()
 manifest["edits"] = [o.edit.to_dict() | {"applied": o.applied} for o in edited.outcomes]
 stem = ui.file_stem(ws.info(dataset_id).name)
+if state.codebook:  # Explore's codebook: category and category_score at the threshold set there
+    try:
+        coded = curate.export_columns(
+            curate.Page(ws, dataset_id, state, result, edited, edited.names), runbox.runtime()
+        )
+    except PipelineError as exc:
+        st.warning(ui.md_escape(f"The codebook's columns are left out: {exc.message}"))
+        coded = None
+    if coded is not None:
+        table, notes = codebook.add_columns(table, coded[0])
+        manifest["codebook"] = coded[1]
+        for note in notes:
+            st.text(f"Note: {note}")
 
 st.title("Download")
 active = find.filters()

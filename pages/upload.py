@@ -1,10 +1,11 @@
-"""Upload a table (or the sample), check it, pick the text column, run."""
+"""Upload a table (or the sample), check it, pick the text column (or several, joined), run."""
 
 import streamlit as st
 
 import pipeline
 from pages import ui
 from pipeline import InputError
+from pipeline.config import text_columns
 
 ui.require_app()
 ws = ui.workspace()
@@ -21,6 +22,7 @@ uploaded = st.file_uploader(
     help="Encoding (UTF-8, Windows-1252, Latin-1) and delimiter (comma, semicolon, tab, pipe) are detected.",
 )
 if st.button("No file at hand? Try the sample (420 app reviews)", key="sample"):
+    ws = ui.own_workspace()  # a dataset shared with you may be open: the sample goes to yours
     try:
         info, _ = ws.add(pipeline.SAMPLE_CSV.read_bytes(), pipeline.SAMPLE_CSV.name)
     except InputError as exc:  # e.g. the workspace is full
@@ -32,6 +34,7 @@ if st.button("No file at hand? Try the sample (420 app reviews)", key="sample"):
     st.rerun()  # the sidebar, drawn before this page, lists the new dataset
 if uploaded is not None and st.session_state.get("uploaded_id") != uploaded.file_id:
     st.session_state["uploaded_id"] = uploaded.file_id
+    ws = ui.own_workspace()  # a dataset shared with you may be open: uploads go to yours
     try:
         info, _ = ws.add(uploaded.getvalue(), uploaded.name)
     except InputError as exc:
@@ -60,16 +63,26 @@ if info.suggested_column is None:
     )
 columns = [str(c) for c in table.frame.columns]
 chosen = ui.text_column(ws, dataset_id, state)
-column = st.selectbox(
-    "Column with the texts",
+saved = [c for c in text_columns(chosen) if c in columns]
+picked = st.multiselect(
+    "Columns with the texts",
     columns,
-    index=columns.index(chosen) if chosen in columns else 0,
+    default=saved or columns[:1],
     key=f"text_column:{dataset_id}",
-    help="suggested: the column with the longest texts",
+    disabled=ui.read_only(),
+    help="suggested: the column with the longest texts. Pick several (a title and a body) to join them "
+    "into one text per row, a line between them, in the order picked; empty cells are left out.",
 )
-if column != chosen:  # Explore clusters this column even before "Cluster the texts" is pressed
+if not picked:
+    st.warning("Pick at least one column with the texts.")
+    st.stop()
+column = picked[0] if len(picked) == 1 else tuple(picked)  # as preprocess.text_column takes it
+if len(picked) > 1:
+    st.caption(ui.md_escape(f"Each row's text: {' + '.join(picked)}, a line between them."))
+# Explore clusters this choice even before "Cluster the texts" is pressed (never someone else's)
+if column != chosen and not ui.read_only():
     state = ui.save_state(ws, dataset_id, state.with_text_column(column))
-if st.button("Cluster the texts", type="primary", key="run"):
+if st.button("Cluster the texts", type="primary", key="run", disabled=ui.read_only()):
     state = ui.save_settings(ws, dataset_id, state, column, state.settings)
     config = ui.build_config(column, state.settings)
     result = ui.run_with_status(ws, dataset_id, config)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline run|plan ...`` (see ``--help``).
+"""Command line: ``python -m pipeline run|plan ...``, or ``clusterlab run|plan|app ...`` (see ``--help``).
 
 Exit codes: 0 success; 2 bad input or config (nothing computed); 1 a stage failed.
 """
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import codebook, facets, search
+from . import codebook, facets, launch, search
 from .cache import default_cache_dir
 from .config import DEVICES, RUNTIME_KEYS, PipelineConfig, all_keys, load_settings
 from .context import Runtime
@@ -31,7 +31,7 @@ log = logging.getLogger("pipeline")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
+        prog="clusterlab" if Path(sys.argv[0]).name == "clusterlab" else "python -m pipeline",
         description="Cluster the short texts of a table: every row comes back with a cluster id and label.",
         epilog=f"Labels from a language model: --set label.method=llm --set label.llm.base_url=URL "
         f"--set label.llm.model=NAME; the API key is read from ${ENV_API_KEY} (never from a flag).",
@@ -40,7 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("input", help="CSV/TSV (encoding and delimiter detected), Excel (.xlsx) or Parquet")
-        p.add_argument("--text-column", required=True, help="the column holding the texts")
+        p.add_argument(
+            "--text-column",
+            required=True,
+            action="append",
+            metavar="COLUMN",
+            help="the column holding the texts; give it several times (--text-column title "
+            "--text-column body) to join those columns into one text per row, a newline between them",
+        )
         p.add_argument(
             "--config",
             help="a TOML file with [preprocess] [embed] [reduce] [cluster] [label] [label.llm] sections",
@@ -112,13 +119,19 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
     plan_p = sub.add_parser("plan", help="say which stages would load from cache and which would compute")
     common(plan_p)
+    app_p = sub.add_parser(
+        "app",
+        help="start the web app with the project's settings, from any folder (other options, e.g. "
+        "--server.maxUploadSize 200, go to `streamlit run`)",
+    )
+    launch.add_arguments(app_p)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> tuple[PipelineConfig, dict]:
     """The config (file, then --set, then --text-column) and the run-time values among them."""
     config, runtime_values = load_settings(args.config, args.set)
-    values = {"preprocess.text_column": args.text_column}
+    values = {"preprocess.text_column": list(args.text_column)}  # one name, or several joined
     if getattr(args, "codebook_threshold", None) is not None:
         if not args.codebook:
             raise ConfigError(
@@ -499,7 +512,12 @@ def _cmd_plan(args: argparse.Namespace, config: PipelineConfig, cache_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "app":  # the web app (pipeline/launch.py); extra options are streamlit's
+        return launch.main(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     log_path = None
     handler = _setup_logging(cache_dir)

@@ -172,17 +172,15 @@ def _scale(args: argparse.Namespace) -> None:
         size = source.stat().st_size / 2**20
         print(f"{rows:,} short texts ({size:,.0f} MiB CSV), embed.backend = {args.backend}", flush=True)
         # a built backend model (ONNX export, model2vec distillation) is a one-off per machine, kept
-        # in the default cache's models/ folder: the cold run starts from it, as a user's second
-        # big file would (the build itself is timed by --backends)
-        from .cache import default_cache_dir
+        # in the shared models folder, outside the fresh cache: the cold run starts from it, as a
+        # user's second big file would (the build itself is timed by --backends)
+        from .cache import ENV_MODELS_DIR, default_models_dir
 
-        models = Path(args.cache_dir) if args.cache_dir else default_cache_dir() / "models"
-        models.mkdir(parents=True, exist_ok=True)
-        (Path(tmp) / "cache").mkdir()
-        (Path(tmp) / "cache" / "models").symlink_to(models.resolve(), target_is_directory=True)
+        models = Path(args.cache_dir) / "models" if args.cache_dir else default_models_dir()
         command = [sys.executable, "-m", "pipeline.bench", "--scale-child", str(source)]
         command += ["--backend", args.backend, "--cache-dir", str(Path(tmp) / "cache")]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        env = {**os.environ, ENV_MODELS_DIR: str(models.resolve())}
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"bench child failed:\n{done.stderr[-3000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])

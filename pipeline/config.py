@@ -54,13 +54,29 @@ def _check_seed(section: str, seed: int) -> None:
     check_setting(section, "seed", seed, 0 <= seed < 2**32, "an integer in 0..4294967295")
 
 
+# preprocess.text_column: one column's name, or several (joined with a newline into each text)
+TextColumns = str | tuple[str, ...]
+# settings whose --set value is a comma-separated list ("--set preprocess.text_column=title,body")
+LIST_KEYS = ("preprocess.text_column",)
+
+
+def text_columns(value: Any) -> tuple[str, ...]:
+    """The column names a ``preprocess.text_column`` value holds: "" is none, a name is one."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(value or ())
+
+
 @dataclass(frozen=True)
 class PreprocessParams:
-    text_column: str = ""
+    # one name, or several joined with a newline; one name in a list is stored as that name, so
+    # its cache key is the one a single column always had
+    text_column: TextColumns = ""
     max_chars: int = 2000  # longer texts are cut for embedding and flagged
     min_chars: int = 1  # shorter clean texts count as "no usable text"
 
     def __post_init__(self):
+        object.__setattr__(self, "text_column", _one_or_several(self.text_column))
         check_setting("preprocess", "max_chars", self.max_chars, self.max_chars >= 10, "an integer >= 10")
         check_setting("preprocess", "min_chars", self.min_chars, 1 <= self.min_chars <= 1000, "1..1000")
         check_setting(
@@ -70,6 +86,28 @@ class PreprocessParams:
             self.min_chars <= self.max_chars,
             f"at most preprocess.max_chars ({self.max_chars})",
         )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The chosen text columns, in the order they are joined (empty: none chosen)."""
+        return text_columns(self.text_column)
+
+
+def _one_or_several(value: Any) -> TextColumns:
+    """A name stays a name; a list or tuple of names becomes a tuple, or the name when it holds
+    one (duplicates and missing columns are the preprocess stage's to report, with the table)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"preprocess.text_column = {value!r} has the wrong type; expected str or a list of str",
+            hint='give a column name, or several: text_column = ["title", "body"] in TOML, '
+            "--text-column title --text-column body on the command line",
+        )
+    check_setting(
+        "preprocess", "text_column", list(value), all(v.strip() for v in value), "column names, none empty"
+    )
+    return value[0] if len(value) == 1 else tuple(value)
 
 
 @dataclass(frozen=True)
@@ -117,6 +155,8 @@ class ReduceParams:
         )
 
 
+# below this cosine near-duplicate "groups" are topics (duplicates.MIN_THRESHOLD reads it)
+MIN_NEAR_DUPLICATES = 0.8
 # HDBSCAN's neighbour search grows with min_samples; past this it takes hours and says no more
 MAX_MIN_SAMPLES = 1_000
 
@@ -136,6 +176,9 @@ class ClusterParams:
     # HDBSCAN past this many distinct texts: fitted on a seeded sample of this size (sizes scaled
     # to it), the other texts labelled by their nearest sampled neighbours; 0 = always fit on all
     fit_sample: int = 200_000
+    # count each group of near-duplicate texts (cosine at least this; pipeline/duplicates.py) once:
+    # one representative is clustered with the group's rows, the others get its cluster; 0 = off
+    near_duplicates: float = 0.0
 
     def __post_init__(self):
         check_setting(
@@ -177,6 +220,13 @@ class ClusterParams:
             self.fit_sample,
             self.fit_sample == 0 or self.fit_sample >= 1000,
             "0 (always all texts) or at least 1000",
+        )
+        check_setting(
+            "cluster",
+            "near_duplicates",
+            self.near_duplicates,
+            self.near_duplicates == 0.0 or MIN_NEAR_DUPLICATES <= self.near_duplicates <= 1.0,
+            f"0 (off) or a cosine similarity {MIN_NEAR_DUPLICATES}..1 (e.g. 0.95)",
         )
         if _clusterers()[self.algorithm].needs_k:  # the algorithm was checked above
             check_setting(
@@ -459,7 +509,12 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
                 hint="write e.g. --set cluster.min_cluster_size=20",
             )
         key, raw = item.split("=", 1)
-        values[key.strip()] = raw.strip()
+        key, raw = key.strip(), raw.strip()
+        if key in LIST_KEYS:  # "title,body": several values (a name holding a comma: use a TOML list)
+            parts = [part.strip() for part in raw.split(",") if part.strip()]
+            values[key] = parts if len(parts) != 1 else parts[0]
+        else:
+            values[key] = raw
     return values
 
 
@@ -511,6 +566,8 @@ def _toml_table(name: str, values: dict[str, Any], lines: list[str]) -> None:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -537,6 +594,8 @@ _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false"
 def coerce_setting(dotted: str, value: Any, kind: type) -> Any:
     """``value`` as the setting ``dotted`` of type ``kind`` needs it: text (from --set or a form) is
     parsed; anything else must already have the type (an int is accepted for a float)."""
+    if kind == TextColumns:  # a name, or a list of names (checked by PreprocessParams)
+        return value if isinstance(value, str) else _one_or_several(value)
     if kind is str and not isinstance(value, str):
         raise ConfigError(
             f"{dotted} = {value!r} has the wrong type; expected str",

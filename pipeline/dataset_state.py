@@ -9,13 +9,15 @@ or clearing the log took out can be redone, the latest first, and goes back wher
 edits apply in the order they were made. A new edit ends redo, as in any editor.
 
 ``state.json`` written before this class existed (``text_column`` as one string, ``edits`` as
-dicts, ``edit_steps``, no ``redo``) reads the same.
+dicts, ``edit_steps``, no ``redo``) reads the same. Before several text columns could be joined,
+``text_columns`` listed the columns chosen before, the first one clustered: such a file (without
+``text_columns_joined``) reads as its first column.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,24 +54,32 @@ class Undone:
 
 @dataclass(frozen=True)
 class DatasetState:
-    text_columns: tuple[str, ...] = ()  # the first is the one clustered; more for later features
+    text_columns: tuple[str, ...] = ()  # the columns clustered: all of them, joined in this order
     settings: Mapping[str, Any] = field(default_factory=dict)  # {"section.key": value} + app switches
     edits: tuple[Edit, ...] = ()
     steps: tuple[int, ...] = ()  # how many edits each click added, oldest first (sum = len(edits))
     undone: tuple[Undone, ...] = ()  # what redo can put back, the latest last
+    # the codebook in use: {"source": file name or "", "categories": Codebook.to_records(),
+    # "threshold": 0 = automatic}; empty when there is none
+    codebook: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "settings", dict(self.settings))
+        object.__setattr__(self, "codebook", dict(self.codebook))
         if sum(self.steps) != len(self.edits) or any(s <= 0 for s in self.steps):
             object.__setattr__(self, "steps", (1,) * len(self.edits))  # an older log: an edit a step
 
     @property
-    def text_column(self) -> str | None:
-        return self.text_columns[0] if self.text_columns else None
+    def text_column(self) -> str | tuple[str, ...] | None:
+        """The ``preprocess.text_column`` value: a name, several names, or None before a choice."""
+        if not self.text_columns:
+            return None
+        return self.text_columns[0] if len(self.text_columns) == 1 else self.text_columns
 
-    def with_text_column(self, column: str) -> DatasetState:
-        rest = tuple(c for c in self.text_columns if c != column)
-        return dataclasses.replace(self, text_columns=(column, *rest))
+    def with_text_column(self, column: str | Sequence[str]) -> DatasetState:
+        """The state with this column, or these columns joined in this order, as the text."""
+        columns = (column,) if isinstance(column, str) else tuple(column)
+        return dataclasses.replace(self, text_columns=tuple(dict.fromkeys(c for c in columns if c)))
 
     def with_settings(self, settings: Mapping[str, Any]) -> DatasetState:
         return dataclasses.replace(self, settings=dict(settings))
@@ -136,11 +146,13 @@ class DatasetState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "text_columns": list(self.text_columns),
-            "text_column": self.text_column,  # read by older versions
+            "text_columns_joined": True,  # all of them are the text (before: the first only)
+            "text_column": self.text_columns[0] if self.text_columns else None,  # read by older versions
             "settings": dict(self.settings),
             "edits": [e.to_dict() for e in self.edits],
             "edit_steps": list(self.steps),
             "redo": [u.to_dict() for u in self.undone],
+            "codebook": dict(self.codebook),
         }
 
     @classmethod
@@ -150,16 +162,19 @@ class DatasetState:
         if not isinstance(columns, list):
             single = data.get("text_column")
             columns = [single] if isinstance(single, str) and single else []
+        elif data.get("text_columns_joined") is not True:  # older: the columns chosen, the first clustered
+            columns = [c for c in columns if isinstance(c, str) and c][:1]
         settings = data.get("settings")
         steps = data.get("edit_steps") or []
         redo = data.get("redo")
         undone = [Undone.from_dict(item) for item in (redo if isinstance(redo, list) else [])]
         return cls(
-            text_columns=tuple(str(c) for c in columns if isinstance(c, str) and c),
+            text_columns=tuple(dict.fromkeys(str(c) for c in columns if isinstance(c, str) and c)),
             settings=settings if isinstance(settings, dict) else {},
             edits=tuple(_edits(data.get("edits"))),
             steps=tuple(s for s in steps if isinstance(s, int)),  # inconsistent: an edit a step
             undone=tuple(u for u in undone if u is not None),
+            codebook=codebook if isinstance(codebook := data.get("codebook"), dict) else {},
         )
 
 

@@ -6,7 +6,8 @@ process) keeps the cache: it sends the chunks that are not cached yet, and the e
 stores each one the moment it comes back, so a worker (or this process) that dies loses no
 finished chunk. Each worker process loads the model once and keeps it for later chunks. The
 scheduler is not part of any cache key: the vectors equal those of a run on this machine.
-See docs/dask.md.
+The scheduler and the workers import this module to read the tasks: they need the project
+installed (``pip install -e .``), like the client. See docs/dask.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import default_models_dir
 from .config import EmbedParams
 from .context import SCHEDULER_ADDRESS, Runtime
 from .errors import PipelineError, StageError
@@ -68,12 +70,16 @@ class EmbedderSpec:
     params: EmbedParams
     device: str
     batch_size: int
-    cache_location: str  # the client's cache folder: built models are found there if shared
+    # the client's Runtime.models_dir when it named one ("" = none): a worker that sees that folder
+    # (a shared disk) uses it; otherwise its own shared models folder (see ``models_folder``)
+    models_dir: str
     pickled: bytes = b""
     digest: str = ""
 
     @classmethod
-    def of(cls, runtime: Runtime, params: EmbedParams, cache_location: Path | None) -> EmbedderSpec:
+    def of(cls, runtime: Runtime, params: EmbedParams, cache_location: Path | None = None) -> EmbedderSpec:
+        """What the workers need for ``params``; ``cache_location`` is not used (built models
+        never live in a cache folder: see ``models_folder``)."""
         pickled, digest = b"", ""
         if runtime.embedder is not None:
             import cloudpickle  # a dependency of distributed
@@ -89,20 +95,23 @@ class EmbedderSpec:
                     "Runtime.embedder), or unset embed.scheduler to embed here",
                 ) from exc
             digest = hashlib.sha256(pickled).hexdigest()
-        return cls(
-            params,
-            runtime.device,
-            runtime.batch_size,
-            str(cache_location or ""),
-            pickled,
-            digest,
-        )
+        models_dir = str(Path(runtime.models_dir).expanduser()) if str(runtime.models_dir) else ""
+        return cls(params, runtime.device, runtime.batch_size, models_dir, pickled, digest)
 
     @property
     def worker_key(self) -> tuple:
         if self.pickled:
             return ("object", self.digest)
-        return ("model", self.params, self.device, self.batch_size, self.cache_location)
+        return ("model", self.params, self.device, self.batch_size, self.models_dir)
+
+    def models_folder(self) -> Path:
+        """Where this worker finds (or builds, once) the onnx-int8 and model2vec model files: the
+        folder the client named when this worker can see it, else the worker's own shared models
+        folder (``$CLUSTERLAB_MODELS_DIR`` in its environment, else ~/.cache/clusterlab/models),
+        as for any run on that machine. Never a cache folder of the client's."""
+        if self.models_dir and Path(self.models_dir).is_dir():
+            return Path(self.models_dir)
+        return default_models_dir()
 
 
 @dataclass(frozen=True)
@@ -136,11 +145,7 @@ def _make_embedder(spec: EmbedderSpec):
         return pickle.loads(spec.pickled)
     from .embedders import load_embedder
 
-    # a cache folder this worker cannot see: its own default one holds the built models
-    location = (
-        Path(spec.cache_location) if spec.cache_location and Path(spec.cache_location).is_dir() else None
-    )
-    return load_embedder(spec.params, spec.device, spec.batch_size, location)
+    return load_embedder(spec.params, spec.device, spec.batch_size, models_dir=spec.models_folder())
 
 
 def encode_chunk(spec: EmbedderSpec, texts: list[str]) -> _Done | _Failed:
@@ -182,9 +187,9 @@ def _wait_for_workers(client, address: str) -> None:
         raise StageError(
             "embed",
             f"the Dask scheduler at {address} has had no workers for {NO_WORKERS_TIMEOUT_S:g} s",
-            hint=f"start workers with `dask worker {address}` from this project's folder (a worker that "
-            "cannot import `pipeline` drops out: see its log; docs/dask.md); chunks finished so far "
-            "are cached, so running again resumes",
+            hint=f"start workers with `dask worker {address}` in this project's environment, with the "
+            "project installed (`pip install -e .`; a worker that cannot import `pipeline` drops out: "
+            "see its log; docs/dask.md); chunks finished so far are cached, so running again resumes",
         ) from exc
 
 
@@ -265,8 +270,8 @@ def _result(future, job: Job, address: str) -> _Done:
             "embed",
             f"the Dask scheduler at {address} could not read the chunk's task: it needs this "
             "project's code and requirements, like the workers",
-            hint=f"start `dask scheduler` and `dask worker {address}` from this project's folder with "
-            "its requirements installed (see docs/dask.md), or unset embed.scheduler",
+            hint=f"start `dask scheduler` and `dask worker {address}` in this project's environment, "
+            "with the project installed (`pip install -e .`: see docs/dask.md), or unset embed.scheduler",
         ) from exc
     if isinstance(outcome, _Failed):
         raise StageError("embed", f"on a Dask worker: {outcome.message}", hint=outcome.hint)
@@ -299,7 +304,7 @@ class _WorkerWatch:
             raise StageError(
                 "embed",
                 f"the Dask scheduler at {self.address} has had no workers for {NO_WORKERS_TIMEOUT_S:g} s",
-                hint=f"start workers with `dask worker {self.address}` from this project's folder (a "
-                "worker that cannot import `pipeline` drops out: see its log; docs/dask.md); finished "
-                "chunks are cached, so running again resumes",
+                hint=f"start workers with `dask worker {self.address}` in this project's environment, with "
+                "the project installed (`pip install -e .`; a worker that cannot import `pipeline` drops "
+                "out: see its log; docs/dask.md); finished chunks are cached, so running again resumes",
             )

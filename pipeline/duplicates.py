@@ -39,13 +39,14 @@ import numpy as np
 import pandas as pd
 
 from .cache import Cache, chain_key, texts_digest
+from .config import MIN_NEAR_DUPLICATES
 from .errors import InputError
 from .types import Corpus, Embeddings
 
 VERSION = 1  # bump when the groups found change: part of the cached groups' key
 
 THRESHOLD = 0.95  # the default; 0.9 groups more loosely (and takes twice as long past EXACT_MAX)
-MIN_THRESHOLD = 0.8  # below this the "groups" are topics, not near-duplicates
+MIN_THRESHOLD = MIN_NEAR_DUPLICATES  # 0.8: below it the "groups" are topics, not near-duplicates
 EXACT_MAX = 20_000  # up to this many texts every pair is compared (3 s at 20,000 here)
 MAX_TEXTS = 200_000  # measured up to here (11 s); past it the hashing's candidate pairs grow fast
 BLOCK = 2048  # rows per block of the exact search and of the hashing
@@ -90,13 +91,17 @@ class Groups:
         out[grouped] = self.representative[self.group[grouped]]
         return out
 
-    def table(self, texts: np.ndarray, shown: int = 3) -> pd.DataFrame:
-        """One row per group for the app: group, representative text, distinct texts, rows, and
-        up to ``shown`` of its other texts (most rows first is not known here: text order)."""
+    def table(self, texts: np.ndarray, shown: int = 3, limit: int | None = None) -> pd.DataFrame:
+        """One row per group for the app, most rows first: group, representative text, distinct
+        texts, rows, and up to ``shown`` of its other texts (in text order); the first ``limit``
+        groups (None: all)."""
+        grouped = np.flatnonzero(self.group >= 0)
+        by_group = grouped[np.argsort(self.group[grouped], kind="stable")]  # text order within a group
+        bounds = np.searchsorted(self.group[by_group], np.arange(self.n_groups + 1))
         rows = []
-        for g in range(self.n_groups):
+        for g in range(self.n_groups if limit is None else min(limit, self.n_groups)):
             rep = int(self.representative[g])
-            others = [str(texts[i]) for i in self.members(g) if i != rep][:shown]
+            others = [str(texts[i]) for i in by_group[bounds[g] : bounds[g + 1]] if i != rep][:shown]
             rows.append(
                 {
                     "group": g,

@@ -12,6 +12,13 @@ reads all of them; the command line, run by the machine's owner, obeys only the 
     max_cells = 50000000
     workspace_quota_gb = 20
     token_secret = "..."                          # signs workspace links (else generated)
+    workspaces_dir = "/srv/clusterlab/workspaces"
+    token_links = false                           # with sign-in on: open ?ws= links too
+    sign_in_provider = ""                         # which [auth.<name>] provider signs people in
+
+Sign-in itself is Streamlit's: an ``[auth]`` section at the top level of secrets.toml (Streamlit
+reads it nowhere else) turns it on; ``check_auth_section`` says what it lacks before anyone
+presses the button. An unknown key under ``[clusterlab]`` is an error, not silently ignored.
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ class OperatorSettings:
     workspace_quota_gb: float = DEFAULT_QUOTA_GB
     token_secret: str = field(default="", repr=False)
     workspaces_dir: str = ""
+    token_links: bool = False
+    sign_in_provider: str = ""
 
     @property
     def limits(self) -> Limits:
@@ -108,6 +117,16 @@ class OperatorSettings:
         """From a ``[clusterlab]`` table (secrets.toml) and the environment, which wins."""
         environ = os.environ if environ is None else environ
         section = dict(section or {})
+        known = [item.name for item in fields(cls)]
+        unknown = sorted(str(key) for key in section if key not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting{'s' if len(unknown) > 1 else ''} under [clusterlab] in "
+                f".streamlit/secrets.toml: {', '.join(unknown)}",
+                hint=f"the settings are {', '.join(known)} (see README.md, Operator settings); "
+                "fix the spelling or remove the line",
+                stage="settings",
+            )
         values: dict[str, Any] = {}
         for item in fields(cls):
             raw = environ.get(ENV_PREFIX + item.name.upper())
@@ -124,7 +143,9 @@ def _parse(name: str, raw: Any, default: Any) -> Any:
     if name == "llm_allowed_hosts":
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(i).strip().lower() for i in items if str(i).strip())
-    if isinstance(default, bool) or isinstance(default, str):
+    if isinstance(default, bool):
+        return _parse_bool(where, raw)
+    if isinstance(default, str):
         return str(raw).strip()
     try:
         number = float(str(raw).replace("_", "").strip()) if isinstance(raw, str) else float(raw)
@@ -138,3 +159,61 @@ def _parse(name: str, raw: Any, default: Any) -> Any:
             stage="settings",
         )
     return int(number) if isinstance(default, int) else number
+
+
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def _parse_bool(where: str, raw: Any) -> bool:
+    """true/false/1/0/yes/no (any case), or a TOML boolean; anything else is refused, never
+    guessed: a misspelt "ture" must not turn a setting off (or on) without a word."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(
+        f"{where} = {raw!r} is not allowed; expected true or false",
+        hint="write true or false (also accepted: 1/0, yes/no)",
+        stage="settings",
+    )
+
+
+AUTH_KEYS = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def check_auth_section(auth: Mapping[str, Any], provider: str = "") -> None:
+    """Say what Streamlit's ``[auth]`` section lacks before anyone presses "Sign in" (Streamlit
+    itself only says so on the click). ``provider``: the ``[auth.<name>]`` table to sign in with
+    (``sign_in_provider``), else the keys of ``[auth]`` itself."""
+    where = ".streamlit/secrets.toml"
+    missing = [key for key in AUTH_KEYS if not str(auth.get(key) or "").strip()]
+    table = "[auth]"
+    details: Mapping[str, Any] = auth
+    if provider:
+        table = f"[auth.{provider}]"
+        details = auth.get(provider) if isinstance(auth.get(provider), Mapping) else {}
+        if not details:
+            raise ConfigError(
+                f"sign_in_provider = {provider!r}, but {where} has no {table} table",
+                hint=f"add {table} with {', '.join(PROVIDER_KEYS)}, or remove sign_in_provider",
+                stage="settings",
+            )
+    missing += [key for key in PROVIDER_KEYS if not str(details.get(key) or "").strip()]
+    if missing:
+        raise ConfigError(
+            f"sign-in is on ([auth] in {where}) but {table} lacks {', '.join(missing)}",
+            hint="see README.md, Sign-in for a team; or remove [auth] to turn sign-in off",
+            stage="settings",
+        )
+    redirect = str(auth.get("redirect_uri")).strip()
+    if not redirect.startswith(("http://", "https://")) or not redirect.endswith("/oauth2callback"):
+        raise ConfigError(
+            f"redirect_uri = {redirect!r} in [auth] is not this app's sign-in address",
+            hint="it is the app's own URL ending in /oauth2callback, e.g. "
+            "https://clusterlab.example.org/oauth2callback (registered with the provider too)",
+            stage="settings",
+        )

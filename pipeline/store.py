@@ -8,12 +8,19 @@ bytes, the table parsed once (``table.parquet``, so a rerun never parses the upl
 small ``meta.json``, the user's ``state.json`` (text column, settings, edit log) and its own
 pipeline cache, so deleting a dataset deletes its cached results, and one workspace can
 never list or read another's files. A quota caps what one workspace may hold on disk.
+
+With sign-in (``Team``), each person has one workspace, ``people/<sha256 of issuer and
+subject>/``, which no URL names (a token cannot contain ``/``), and may share one dataset
+read-only with another person by email (``people/shares.json``). A read-only view
+(``Workspace.read_only``) lists and reads only the shared datasets and refuses every write of the
+owner's data: uploads, settings, edits, deletion.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -25,6 +32,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,14 +184,56 @@ class Workspace:
         path = Path(root or default_workspaces_dir()) / token
         if tokens is not None and not tokens.issued(token) and not path.is_dir():
             raise _invalid_link()
-        self.token = token
+        self._open(token, path, quota_bytes, limits)
+
+    def _open(
+        self,
+        token: str,
+        path: Path,
+        quota_bytes: int,
+        limits: Limits | None,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        self.token = token  # "" for a person's workspace: no link opens it
         self.path = path
         self.quota_bytes = quota_bytes  # 0 = no quota
         self.limits = limits
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.only = only  # a read-only view: the datasets it may read; None = all, writable
+        if only is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def at(
+        cls,
+        path: str | Path,
+        *,
+        quota_bytes: int = 0,
+        limits: Limits | None = None,
+        only: frozenset[str] | None = None,
+    ) -> Workspace:
+        """The workspace in ``path`` (a person's, found by ``Team``: never from a URL); with
+        ``only``, a read-only view of those of its datasets."""
+        ws = cls.__new__(cls)
+        ws._open("", Path(path), quota_bytes, limits, only)
+        return ws
+
+    @property
+    def read_only(self) -> bool:
+        """Someone else's workspace, seen through the datasets they shared: nothing is written."""
+        return self.only is not None
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise InputError(
+                f"{what} is not possible: this dataset was shared with you read-only",
+                hint="explore and download it; to change it, ask its owner, or upload your own copy",
+                stage="workspace",
+            )
 
     def _dir(self, dataset_id: str) -> Path:
-        if not _DATASET_ID.fullmatch(dataset_id or ""):
+        if not _DATASET_ID.fullmatch(dataset_id or "") or (
+            self.only is not None and dataset_id not in self.only
+        ):
             raise InputError(
                 f"unknown dataset {dataset_id!r}", hint="pick a dataset from the list", stage="workspace"
             )
@@ -194,6 +244,7 @@ class Workspace:
 
         Refused (``InputError``) before anything is written when the table is past the limits
         or the workspace would pass its quota."""
+        self._writable("adding a file here")
         safe_name = Path(name).name[:200] or "upload.csv"
         dataset_id = hashlib.sha256(data).hexdigest()
         folder = self._dir(dataset_id)
@@ -236,6 +287,8 @@ class Workspace:
             return []
         infos = []
         for folder in root.iterdir():
+            if self.only is not None and folder.name not in self.only:
+                continue
             if _DATASET_ID.fullmatch(folder.name) and (folder / "meta.json").exists():
                 try:
                     infos.append(self.info(folder.name))
@@ -309,6 +362,7 @@ class Workspace:
             return {}
 
     def save_state(self, dataset_id: str, state: dict[str, Any]) -> None:
+        self._writable("changing its settings or edits")
         _write_json(self._dir(dataset_id) / "state.json", state)
 
     def dataset_state(self, dataset_id: str) -> DatasetState:
@@ -321,7 +375,256 @@ class Workspace:
 
     def delete(self, dataset_id: str) -> None:
         """Remove the dataset, its state and its cached results."""
+        self._writable("deleting it")
         shutil.rmtree(self._dir(dataset_id), ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- people and sharing
+
+PEOPLE_DIR = "people"  # not a valid token (too short): no ?ws= link reaches it
+SHARES_FILE = "shares.json"
+MAX_SHARES = 10_000  # a whole team's worth; more is a runaway script, not people
+# conservative on purpose: an address is only ever compared, never a path, but one with "/", "\\",
+# quotes, spaces or control characters is refused rather than stored
+_EMAIL = re.compile(r"[a-z0-9.!#$%&'*+=?^_`{|}~-]{1,64}@[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})+")
+
+
+def normalize_email(text: str) -> str:
+    """``text`` as an address shares are recorded under (trimmed, lower case), or ``InputError``."""
+    email = str(text or "").strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email) or ".." in email:
+        raise InputError(
+            f"{str(text)[:80]!r} is not an email address",
+            hint="type the address the person signs in with, e.g. name@example.org",
+            stage="sharing",
+        )
+    return email
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who signed in, from the identity provider's claims (``iss``, ``sub``, ``email``,
+    ``email_verified``, ``name``). Their workspace is named by ``id``: a hash of the issuer and the
+    subject, which never change for one account (an email or a name can)."""
+
+    issuer: str
+    subject: str
+    email: str = ""
+    email_verified: bool = False
+    name: str = ""
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Person:
+        issuer, subject = str(claims.get("iss") or "").strip(), str(claims.get("sub") or "").strip()
+        if not issuer or not subject:
+            raise InputError(
+                "the identity provider did not say who signed in (no iss or sub claim)",
+                hint="the person running Clusterlab should check the [auth] settings",
+                stage="sign-in",
+            )
+        # some providers send the flag as the string "true"; anything else is not verified
+        flag = claims.get("email_verified")
+        verified = flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+        return cls(
+            issuer=issuer,
+            subject=subject,
+            email=str(claims.get("email") or "").strip(),
+            email_verified=verified,
+            name=str(claims.get("name") or "").strip(),
+        )
+
+    @property
+    def id(self) -> str:
+        """sha256 of issuer and subject, length-prefixed so no two pairs share one."""
+        text = f"{len(self.issuer)}:{self.issuer}{self.subject}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    @property
+    def verified_email(self) -> str:
+        """The email, when the provider says it is verified and it is well-formed; else ""."""
+        if not self.email_verified:
+            return ""
+        try:
+            return normalize_email(self.email)
+        except InputError:
+            return ""
+
+    @property
+    def label(self) -> str:
+        """How others see this person: name and email, or what there is."""
+        if self.name and self.email:
+            return f"{self.name} ({self.email})"
+        return self.name or self.email or "someone"
+
+
+@dataclass(frozen=True)
+class Share:
+    """One dataset of ``owner``'s, shared read-only with whoever signs in with ``email`` verified.
+
+    ``recipient`` is empty until that person first signs in; from then on the share is theirs
+    alone (another account that later gets the same verified address does not see it)."""
+
+    owner: str
+    owner_label: str
+    dataset: str
+    dataset_name: str
+    email: str
+    shared_at: str
+    recipient: str = ""
+
+
+class Team:
+    """People's workspaces and what they share, in the workspaces folder (``people/``).
+
+    Nothing here trusts a URL: a person is who the identity provider says (``Person``), a
+    workspace is found from their id, and a shared dataset opens only for the person it was
+    shared with, as a read-only view."""
+
+    def __init__(self, root: str | Path, *, quota_bytes: int = 0, limits: Limits | None = None):
+        self.root = Path(root) / PEOPLE_DIR
+        self.quota_bytes = quota_bytes
+        self.limits = limits
+
+    def workspace(self, person: Person) -> Workspace:
+        """The person's own workspace (made on first sign-in, with a note of who owns it)."""
+        ws = Workspace.at(self.root / person.id, quota_bytes=self.quota_bytes, limits=self.limits)
+        owner = {
+            "issuer": person.issuer,
+            "subject": person.subject,
+            "email": person.email,
+            "name": person.name,
+        }
+        path = ws.path / "person.json"
+        try:
+            if not path.exists() or json.loads(path.read_text(encoding="utf-8")) != owner:
+                _write_json(path, owner)
+        except (OSError, ValueError):
+            log.warning("could not record the owner of %s", ws.path, exc_info=True)
+        return ws
+
+    # -- sharing
+
+    def share(self, owner: Person, dataset_id: str, email: str) -> Share:
+        """Share one of ``owner``'s datasets with ``email``; the same share twice is one.
+
+        The recipient need not have signed in yet: it is recorded by address and opens only for a
+        person whose provider says that address is verified (``shared_with``)."""
+        address = normalize_email(email)
+        if address in {owner.verified_email, owner.email.strip().lower()}:
+            raise InputError("that is your own address", hint="type the other person's", stage="sharing")
+        ws = self.workspace(owner)
+        if not (ws._dir(dataset_id) / "meta.json").exists():  # _dir: InputError for a malformed id
+            raise InputError(f"unknown dataset {dataset_id!r}", hint="open one of yours", stage="sharing")
+        info = ws.info(dataset_id)
+        with self._locked() as shares:
+            for share in shares:
+                if (share.owner, share.dataset, share.email) == (owner.id, dataset_id, address):
+                    return share
+            if len(shares) >= MAX_SHARES:
+                raise InputError("too many shares on this server", hint="revoke some", stage="sharing")
+            share = Share(
+                owner=owner.id,
+                owner_label=owner.label,
+                dataset=dataset_id,
+                dataset_name=info.name,
+                email=address,
+                shared_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            shares.append(share)
+        return share
+
+    def revoke(self, owner: Person, dataset_id: str, email: str | None = None) -> int:
+        """Take back a share (every share of the dataset when ``email`` is None); how many went."""
+        address = None if email is None else str(email).strip().lower()
+        with self._locked() as shares:
+            kept = [
+                s
+                for s in shares
+                if not (s.owner == owner.id and s.dataset == dataset_id and address in (None, s.email))
+            ]
+            gone = len(shares) - len(kept)
+            shares[:] = kept
+        return gone
+
+    def shared_by(self, owner: Person, dataset_id: str | None = None) -> list[Share]:
+        """What ``owner`` shares (of one dataset, or all)."""
+        return [s for s in self._read() if s.owner == owner.id and dataset_id in (None, s.dataset)]
+
+    def shared_with(self, person: Person) -> list[Share]:
+        """The datasets shared with ``person``: by their verified email, bound to them the first
+        time they see it. Nothing without a verified email; never their own; never a dataset its
+        owner has deleted."""
+        address = person.verified_email
+        if not address:
+            return []
+        if any(s.email == address and not s.recipient and s.owner != person.id for s in self._read()):
+            with self._locked() as shares:  # first sign-in since it was shared: it becomes theirs
+                shares[:] = [
+                    dataclasses.replace(s, recipient=person.id)
+                    if s.email == address and not s.recipient and s.owner != person.id
+                    else s
+                    for s in shares
+                ]
+        found = [
+            s
+            for s in self._read()
+            if s.email == address and s.recipient == person.id and s.owner != person.id
+        ]
+        return [s for s in found if (self.root / s.owner / "datasets" / s.dataset / "meta.json").exists()]
+
+    def open_shared(self, person: Person, owner_id: str, dataset_id: str) -> Workspace:
+        """A read-only view of the one dataset ``owner_id`` shared with ``person``, or
+        ``InputError`` (never shared, revoked, deleted: all look the same from outside)."""
+        for share in self.shared_with(person):
+            if share.owner == owner_id and share.dataset == dataset_id:
+                return Workspace.at(
+                    self.root / share.owner,
+                    quota_bytes=self.quota_bytes,
+                    limits=self.limits,
+                    only=frozenset({dataset_id}),
+                )
+        raise InputError(
+            "that dataset is not shared with you (any more)",
+            hint="its owner may have stopped sharing it; your own datasets are in the sidebar",
+            stage="sharing",
+        )
+
+    # -- the file
+
+    def _path(self) -> Path:
+        return self.root / SHARES_FILE
+
+    def _read(self) -> list[Share]:
+        try:
+            rows = json.loads(self._path().read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            log.error("cannot read %s: no dataset is shown as shared", self._path(), exc_info=True)
+            return []
+        names = {f.name for f in dataclasses.fields(Share)}
+        out = []
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and set(row) <= names:
+                with contextlib.suppress(TypeError):
+                    out.append(Share(**row))
+        return out
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[list[Share]]:
+        """The shares, to change in place; written back atomically when the block ends. One writer
+        at a time, across processes too (an exclusive lock on a file beside it)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".shares.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                shares = self._read()
+                yield shares
+                _write_json(self._path(), [asdict(s) for s in shares])
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -182,7 +182,7 @@ def test_pages_without_a_dataset_say_what_to_do_first(app):
     assert_healthy(at)
     assert at.title[0].value == "Clusterlab"
     assert [c.value for c in at.sidebar.caption][0].startswith("None yet")
-    assert not at.dataframe and not at.selectbox
+    assert not at.dataframe and not at.multiselect
     at.switch_page("pages/explore.py").run()
     assert [i.value for i in at.info] == ["Upload a file or try the sample first."]
     at.switch_page("pages/export.py").run()
@@ -196,17 +196,17 @@ def test_upload_shows_preview_and_suggests_the_long_text_column_which_can_be_cha
     assert "topics.csv: 120 rows, 4 columns" in texts(at)
     preview = at.dataframe[0].value
     assert list(preview.columns) == ["id", "code", "note", "comment"] and len(preview) == 50
-    column = at.selectbox(key=f"text_column:{at.session_state['dataset_id']}")
+    column = at.multiselect(key=f"text_column:{at.session_state['dataset_id']}")
     assert column.options == ["id", "code", "note", "comment"]
-    assert column.value == "comment"  # the string column with the longest texts
+    assert column.value == ["comment"]  # the string column with the longest texts
     assert sidebar_datasets(at) == ["topics\\.csv · 120 rows"]  # a label is Markdown: escaped
 
-    column.set_value("note").run()
+    column.set_value(["note"]).run()
     at.switch_page("pages/explore.py").run()  # the choice counts without pressing Cluster
     assert_healthy(at)
     assert metrics(at)["Distinct texts"] == "40"  # the note column's, not the comment column's 120
     at.switch_page("pages/upload.py").run()
-    assert at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").value == "note"
+    assert at.multiselect(key=f"text_column:{at.session_state['dataset_id']}").value == ["note"]
 
 
 def test_sample_button_loads_the_bundled_sample(app):
@@ -214,7 +214,7 @@ def test_sample_button_loads_the_bundled_sample(app):
     at.button(key="sample").click().run()
     assert_healthy(at)
     assert any(t.startswith("sample_feedback.csv: 420 rows") for t in texts(at))
-    assert at.selectbox[0].value == pipeline.SAMPLE_TEXT_COLUMN
+    assert at.multiselect[0].value == [pipeline.SAMPLE_TEXT_COLUMN]
     assert sidebar_datasets(at) == ["sample\\_feedback\\.csv · 420 rows"]
 
 
@@ -355,7 +355,7 @@ def test_a_file_without_a_text_column_says_so(app):
     assert_healthy(at)
     (message,) = warnings(at)
     assert message.startswith("No column looks like text")
-    assert at.selectbox[0].value == "id"
+    assert at.multiselect[0].value == ["id"]
 
 
 # ---------------------------------------------------------------------------- edits
@@ -449,7 +449,7 @@ def test_an_edit_made_on_one_text_column_never_applies_to_another(app):
     assert cluster_table(at)["label"].tolist()[0] == "Money matters"
 
     at.switch_page("pages/upload.py").run()
-    at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").set_value("other").run()
+    at.multiselect(key=f"text_column:{at.session_state['dataset_id']}").set_value(["other"]).run()
     at.switch_page("pages/explore.py").run()
     assert_healthy(at)
     assert "Money matters" not in cluster_table(at)["label"].tolist()
@@ -457,7 +457,7 @@ def test_an_edit_made_on_one_text_column_never_applies_to_another(app):
     assert message.startswith("no longer applies: rename") and "another text column" in message
 
     at.switch_page("pages/upload.py").run()
-    at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").set_value("comment").run()
+    at.multiselect(key=f"text_column:{at.session_state['dataset_id']}").set_value(["comment"]).run()
     at.switch_page("pages/explore.py").run()
     assert cluster_table(at)["label"].tolist()[0] == "Money matters" and not at.warning
 
@@ -572,7 +572,7 @@ def test_a_bad_file_is_refused_plainly_and_nothing_is_kept(app, name, data, expe
     assert_healthy(at)
     (message,) = errors(at)
     assert message.startswith(expected) and "What to do:" in message
-    assert not at.dataframe and not at.selectbox
+    assert not at.dataframe and not at.multiselect
     assert sidebar_datasets(at) == []
     assert not (app.workspace_dir(at) / "datasets").exists()
 
@@ -593,7 +593,7 @@ def test_a_semicolon_file_is_split_into_its_columns(app):
     preview = at.dataframe[0].value
     assert list(preview.columns) == ["id", "comment", "score"]
     assert preview["comment"].tolist() == ["great app, love it", "crashes, every time", "fine"]
-    assert at.selectbox[0].value == "comment"
+    assert at.multiselect[0].value == ["comment"]
 
 
 def test_hostile_texts_are_shown_as_text_and_never_rendered(app):
@@ -642,7 +642,7 @@ def test_workspaces_are_isolated_and_a_bookmark_returns_to_its_datasets(app):
     # Bob cannot open Alice's dataset even knowing its id
     at_bob.session_state["dataset_id"] = at_alice.session_state["dataset_id"]
     at_bob.run()
-    assert not at_bob.dataframe and not at_bob.selectbox
+    assert not at_bob.dataframe and not at_bob.multiselect
 
     # the bookmark, tomorrow: a new session on Alice's link lists her dataset and opens it
     later = app.open(alice)
@@ -743,7 +743,7 @@ def test_a_200k_row_file_uploads_and_previews_without_stalling(app):
     assert_healthy(at)
     assert "big.csv: 200,000 rows, 2 columns" in texts(at)
     assert len(at.dataframe[0].value) == 50  # the preview, not the whole table, goes to the browser
-    assert at.selectbox(key=f"text_column:{at.session_state['dataset_id']}").value == "comment"
+    assert at.multiselect(key=f"text_column:{at.session_state['dataset_id']}").value == ["comment"]
 
 
 # ---------------------------------------------------------------------------- analyst features

@@ -91,9 +91,11 @@ def test_state_round_trips_through_the_workspace_and_reads_an_older_state_file(t
     assert DatasetState.from_dict(data) == state
 
 
-def test_choosing_another_text_column_keeps_the_others_after_it():
-    state = DatasetState(("a", "b", "c")).with_text_column("c")
-    assert state.text_columns == ("c", "a", "b")
+def test_the_text_columns_chosen_are_all_joined_and_a_new_choice_replaces_them():
+    state = DatasetState(("a", "b", "c"))
+    assert state.text_column == ("a", "b", "c")  # preprocess.text_column: all of them, joined
+    assert state.with_text_column("c").text_columns == ("c",)
+    assert state.with_text_column(["b", "a", "b"]).text_columns == ("b", "a")
 
 
 # moves, tags and splits are edits like the others: one click is one step, undone, removed and

@@ -275,6 +275,30 @@ def test_scheduler_is_a_validated_run_time_setting_outside_every_cache_key(topic
     assert stage_keys(topic_table, config_for(), runtime) == stage_keys(topic_table, config_for(), Runtime())
 
 
+def test_workers_build_models_in_the_shared_models_folder_never_in_the_clients_cache(tmp_path, monkeypatch):
+    """onnx-int8 and model2vec files: the worker's $CLUSTERLAB_MODELS_DIR (else its default), or
+    the folder the client named when the worker sees it; never ``<client cache>/models``."""
+    made: list[Path] = []
+    monkeypatch.setattr(
+        embedders, "load_embedder", lambda *args, models_dir=None, **kw: made.append(models_dir)
+    )
+    monkeypatch.setenv("CLUSTERLAB_MODELS_DIR", str(tmp_path / "worker-models"))
+    params = EmbedParams(backend="model2vec")
+    client_cache = tmp_path / "client-cache"
+    (client_cache / "models").mkdir(parents=True)
+    spec = dist.EmbedderSpec.of(Runtime(), params, client_cache)
+    dist._make_embedder(spec)
+    assert made == [tmp_path / "worker-models"]
+
+    named = tmp_path / "client-models"  # Runtime.models_dir: used where a worker sees it
+    spec = dist.EmbedderSpec.of(Runtime(models_dir=named), params, client_cache)
+    assert spec.models_folder() == tmp_path / "worker-models"  # not on this worker's disk
+    named.mkdir()
+    assert spec.models_folder() == named
+    monkeypatch.delenv("CLUSTERLAB_MODELS_DIR")
+    assert dist.EmbedderSpec.of(Runtime(), params).models_folder() == Runtime().models_folder
+
+
 # Memory-mapped outputs (issue 6 "Scale"): embeddings go to disk chunk by chunk.
 
 

@@ -189,7 +189,8 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(grid.get_by_role("gridcell", name=MARKDOWN, exact=True, include_hidden=True)).to_have_count(1)
         assert not page.evaluate("() => [...document.scripts].some(s => s.text.includes('xss'))")
         # the suggested text column is the one with the longest texts
-        expect(page.get_by_role("combobox", name="Column with the texts")).to_have_value("comment")
+        picker = page.get_by_test_id("stMultiSelect").filter(has_text="Columns with the texts")
+        expect(picker).to_contain_text("comment")
 
         user.cluster()
         summary = user.wait_clustered()
@@ -259,6 +260,19 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
             f"() => document.querySelector('{plot}').data.map(t => [t.name, t.text.length])"
         )
         assert traces[0][0] == "not matching the search" and 0 < traces[1][1] <= n_refund, traces
+
+        # curate what the search found: move it to a new cluster, then tag it (both in the edit log)
+        page.get_by_text("Move or tag the texts the search found", exact=True).click()
+        panel = page.locator('[data-testid="stExpander"]', has_text="Move or tag the texts the search found")
+        expect(panel.get_by_text(re.compile(rf"\({n_refund} rows\)"))).to_be_visible()
+        panel.get_by_role("textbox", name="Name of the new cluster").fill("Refund requests")
+        panel.get_by_role("button", name="Move", exact=True).click()
+        moved = re.compile(rf"^Search 'refund': {n_refund} matches.*all in 'Refund requests'")
+        expect(page.get_by_text(moved)).to_be_visible()
+        panel.get_by_role("textbox", name="Tag").fill("follow up")
+        panel.get_by_role("button", name="Add tag").click()
+        expect(panel.get_by_text("Tags in use: follow up")).to_be_visible()
+        user.assert_no_errors()
         page.get_by_role("button", name="Clear the search").click()
         expect(page.get_by_text(re.compile(r"^Search 'refund'"))).to_have_count(0)
 
@@ -286,6 +300,20 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(page.get_by_text(re.compile(r"^What stands out"))).to_be_visible()
         user.assert_no_errors()
 
+        # a codebook of two categories: every text is coded (threshold -1), the export says which
+        page.get_by_text("Codebook: your own categories", exact=True).click()
+        book = page.locator('[data-testid="stExpander"]', has_text="Codebook: your own categories")
+        book.get_by_role("textbox", name="Categories").fill(
+            "Money back: refund my money | I want a refund\nThe app: the app crashes | the screen freezes"
+        )
+        book.get_by_role("button", name="Use these categories").click()
+        expect(book.get_by_text(re.compile(r"texts matched a category"))).to_be_visible()
+        slider = book.get_by_role("slider", name="Similarity threshold")
+        slider.focus()
+        slider.press("Home")  # -1: every text gets its closest category
+        expect(book.get_by_text(re.compile(r"^300 of 300 texts matched a category"))).to_be_visible()
+        user.assert_no_errors()
+
         user.open("Export")
         button = page.get_by_role("button", name="Table as CSV")
         expect(button).to_be_visible()
@@ -298,7 +326,15 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         table = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
 
         header = list(table[0])
-        assert header == ["id", "channel", "comment", *OUTPUT_COLUMNS, "tags"]  # every original column kept
+        # every original column kept; the edits' tags and the codebook's columns at the end
+        assert header == ["id", "channel", "comment", *OUTPUT_COLUMNS, "tags", "category", "category_score"]
+        refunds = [r for r in table if "refund" in r["comment"].lower()]
+        assert len(refunds) == n_refund
+        assert {(r["cluster_label"], r["tags"]) for r in refunds} == {("Refund requests", "follow up")}
+        assert {r["category"] for r in table} <= {"Money back", "The app"} and all(
+            r["category"] for r in table
+        )
+        assert sum(r["category"] == "Money back" for r in refunds) > n_refund / 2
         assert [c for c in header if c in REQUIRED_COLUMNS] == REQUIRED_COLUMNS
         assert len(table) == 300
         assert [r["id"] for r in table] == [r["id"] for r in rows]  # every row, in order

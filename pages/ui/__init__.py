@@ -2,7 +2,8 @@
 ``st.navigation`` lists the pages one by one).
 
 * ``text``: escaping (``md_escape``), errors as a user sees them, data_editor cells
-* ``session``: the operator's settings, the workspace of the URL, the open dataset, the sidebar
+* ``session``: the operator's settings, who signed in (``person``, ``read_only``), the workspace
+  (of the person, or of the URL), the open dataset, the sidebar
 * ``state``: the open dataset's ``DatasetState``, loaded once per rerun, saved after a change
 * ``widgets``: the sidebar's settings -> ``PipelineConfig`` (defaults from ``PipelineConfig()``,
   choices from the registries)
@@ -22,7 +23,19 @@ from .runbox import (
     show_label_fallbacks,
     show_llm_estimate,
 )
-from .session import current_dataset, operator, require_app, select_dataset, sidebar, workspace
+from .session import (
+    current_dataset,
+    operator,
+    own_workspace,
+    person,
+    read_only,
+    require_app,
+    select_dataset,
+    sidebar,
+    signed_out,
+    signing_in,
+    workspace,
+)
 from .state import dataset_state, edited, memo, save_settings, save_state, tag, text_column, version
 from .text import cell_text, md_escape, show_error
 from .widgets import (
@@ -62,6 +75,9 @@ __all__ = [
     "md_escape",
     "memo",
     "operator",
+    "own_workspace",
+    "person",
+    "read_only",
     "require_app",
     "run_with_status",
     "saved_result",
@@ -73,6 +89,8 @@ __all__ = [
     "show_label_fallbacks",
     "show_llm_estimate",
     "sidebar",
+    "signed_out",
+    "signing_in",
     "tag",
     "text_column",
     "version",

@@ -17,6 +17,7 @@ import streamlit as st
 
 import pipeline
 from pipeline import InputError, PipelineError, facets, search
+from pipeline.config import text_columns
 from pipeline.edits import Edited
 
 from .state import memo
@@ -75,11 +76,14 @@ def remove_filter(index: int) -> None:
     st.session_state["filters"] = tuple(kept)
 
 
-def columns_info(result: pipeline.Result, table: pd.DataFrame, text_column: str) -> list[facets.ColumnInfo]:
-    """The table's other columns, their kinds and ranges: once per dataset (about 1 s at 100,000
-    rows the first time)."""
-    key = (result.keys.get("corpus", ""), text_column)
-    return memo("columns", key, lambda: facets.describe_columns(table, exclude=[text_column]))
+def columns_info(
+    result: pipeline.Result, table: pd.DataFrame, text_column: str | tuple[str, ...]
+) -> list[facets.ColumnInfo]:
+    """The table's other columns (not the text column, nor any of several joined), their kinds and
+    ranges: once per dataset (about 1 s at 100,000 rows the first time)."""
+    exclude = text_columns(text_column)
+    key = (result.keys.get("corpus", ""), exclude)
+    return memo("columns", key, lambda: facets.describe_columns(table, exclude=exclude))
 
 
 def search_box(columns: list[facets.ColumnInfo]) -> None:

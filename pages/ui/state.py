@@ -32,15 +32,21 @@ def save_state(ws: Workspace, dataset_id: str, state: DatasetState) -> DatasetSt
 
 
 def save_settings(
-    ws: Workspace, dataset_id: str, state: DatasetState, column: str, values: dict[str, Any]
+    ws: Workspace,
+    dataset_id: str,
+    state: DatasetState,
+    column: str | tuple[str, ...],
+    values: dict[str, Any],
 ) -> DatasetState:
-    """``state`` with this text column and these settings, saved only when that changes it."""
+    """``state`` with this text column (or these, joined) and these settings, saved only when that
+    changes it."""
     changed = state.with_text_column(column).with_settings(values)
     return save_state(ws, dataset_id, changed) if changed != state else state
 
 
-def text_column(ws: Workspace, dataset_id: str, state: DatasetState) -> str | None:
-    """The column to cluster: the one chosen, else the one the upload suggested."""
+def text_column(ws: Workspace, dataset_id: str, state: DatasetState) -> str | tuple[str, ...] | None:
+    """What to cluster, as ``preprocess.text_column`` takes it: the column chosen (a tuple when
+    several are joined), else the one the upload suggested."""
     return state.text_column or ws.info(dataset_id).suggested_column
 
 

@@ -19,8 +19,10 @@ from pipeline import PipelineConfig
 from pipeline.clustering import CLUSTERERS
 from pipeline.clustering.readouts import LARGEST_SHARE  # a larger cluster is flagged, with a fix
 from pipeline.clustering.sweep import Suggestion
+from pipeline.config import MIN_NEAR_DUPLICATES
+from pipeline.duplicates import THRESHOLD as NEAR_DUPLICATES_DEFAULT
 
-from .session import operator
+from .session import operator, read_only
 
 log = logging.getLogger("clusterlab.app")
 DEFAULTS = PipelineConfig()
@@ -36,7 +38,10 @@ SELECTIONS = {  # cluster.method -> what the sidebar calls it
 }
 # "about K clusters", for an algorithm that declares about_k: cluster.n_clusters when it is chosen
 ABOUT_K = "about_k"
-APP_KEYS = ("llm_on", ABOUT_K)  # saved with the settings, not PipelineConfig keys as such
+# near-duplicates counted once (cluster.near_duplicates = the similarity when on, else 0): kept
+# apart so the similarity the user picked survives switching it off
+NEAR_DUPLICATES_ON, NEAR_DUPLICATES_AT = "near_duplicates_on", "near_duplicates_at"
+APP_KEYS = ("llm_on", ABOUT_K, NEAR_DUPLICATES_ON, NEAR_DUPLICATES_AT)  # saved with the settings
 
 
 def _setting(key: str, default: Any, saved: dict[str, Any]) -> Any:
@@ -58,6 +63,9 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
 
     ``saved`` are the dataset's last settings: Streamlit forgets a widget's value when its
     page is not shown, so coming back to Explore starts from them, not from defaults."""
+    if read_only():  # someone else's dataset, shared: their settings, not changeable here
+        st.caption("Shared with you read-only: the owner's settings.")
+        return dict(saved or {})
     get = functools.partial(_setting, saved=saved or {})
     cluster, reduce = DEFAULTS.cluster, DEFAULTS.reduce
     for key, value in st.session_state.pop("pending_settings", {}).items():  # e.g. a suggestion applied
@@ -139,6 +147,24 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
         values["cluster.n_clusters"] = st.slider(
             "Number of clusters", 1, int(max(2, min(200, n_texts))), key="set:cluster.n_clusters"
         )
+    with st.expander("Near-duplicates"):
+        get(NEAR_DUPLICATES_ON, cluster.near_duplicates > 0)
+        values[NEAR_DUPLICATES_ON] = st.toggle(
+            "Count each group once in the clustering",
+            key=f"set:{NEAR_DUPLICATES_ON}",
+            help="texts at least this similar (different spellings, a template with another name in "
+            "it) form a group: one of them is clustered, weighted by the group's rows, and the others "
+            "get its cluster, as exact duplicates always are. The groups are listed on Explore.",
+        )
+        get(NEAR_DUPLICATES_AT, cluster.near_duplicates or NEAR_DUPLICATES_DEFAULT)
+        values[NEAR_DUPLICATES_AT] = st.slider(
+            "Similarity at least (cosine)",
+            MIN_NEAR_DUPLICATES,
+            1.0,
+            step=0.01,
+            key=f"set:{NEAR_DUPLICATES_AT}",
+            help="1 = the same meaning to the model; lower groups texts that differ more",
+        )
     with st.expander("Reduction (UMAP)"):
         get("reduce.n_neighbors", reduce.n_neighbors)
         values["reduce.n_neighbors"] = st.slider(
@@ -170,6 +196,8 @@ def settings_widgets(n_texts: int, saved: dict[str, Any] | None = None) -> dict[
 
 def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """Opt-in cluster names from an OpenAI-compatible API; returns its ``label.*`` settings."""
+    if read_only():  # the owner's settings (settings_widgets returned them all)
+        return {}
     get = functools.partial(_setting, saved=saved or {})
     llm = DEFAULTS.label.llm
 
@@ -259,9 +287,19 @@ def pipeline_values(values: dict[str, Any]) -> dict[str, Any]:
     clusterer = CLUSTERERS.get(values.get("cluster.algorithm", DEFAULTS.cluster.algorithm))
     if clusterer is not None and clusterer.about_k and ABOUT_K in values:
         out["cluster.n_clusters"] = int(values[ABOUT_K] or 0)
+    if NEAR_DUPLICATES_ON in values:
+        on = bool(values[NEAR_DUPLICATES_ON])
+        out["cluster.near_duplicates"] = near_duplicate_threshold(values) if on else 0.0
     return out
 
 
-def build_config(text_column: str, values: dict[str, Any]) -> PipelineConfig:
-    """The config of saved or widget settings (the app's own switches translated or left out)."""
+def near_duplicate_threshold(values: dict[str, Any]) -> float:
+    """The near-duplicate similarity the settings hold (the default before one was picked)."""
+    # rounded: a slider's 0.01 steps come back as 0.8700000000000001, another cache key
+    return round(float(values.get(NEAR_DUPLICATES_AT) or NEAR_DUPLICATES_DEFAULT), 4)
+
+
+def build_config(text_column: str | tuple[str, ...] | list[str], values: dict[str, Any]) -> PipelineConfig:
+    """The config of saved or widget settings (the app's own switches translated or left out);
+    ``text_column`` is a name, or several names joined into each text."""
     return PipelineConfig().with_values({"preprocess.text_column": text_column, **pipeline_values(values)})

@@ -1,4 +1,5 @@
-"""preprocess: validate the table and turn one column into clean, distinct texts."""
+"""preprocess: validate the table and turn one text column (or several, joined) into clean, distinct
+texts."""
 
 from __future__ import annotations
 
@@ -114,42 +115,17 @@ def rows_without_text(positions: np.ndarray, shown: int = ROWS_SHOWN) -> str:
 
 
 def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None = None) -> Corpus:
-    """Check the text column, clean it, and map every row to a distinct text (or a reason)."""
+    """Check the text column(s), clean them, and map every row to a distinct text (or a reason).
+
+    Several columns are joined into one text per row, a newline between them; an empty or missing
+    cell is left out of the join, and a row whose cells are all empty has no text."""
     ctx = ctx or detached("preprocess")
     frame = table.frame
-    columns = [str(c) for c in frame.columns]
-    if not params.text_column:
-        raise InputError(
-            "no text column was chosen",
-            hint=f"pass --text-column with one of: {', '.join(columns) or '(no columns)'}",
-            stage="preprocess",
-        )
-    # compare as text: Excel and Parquet headers can be numbers (e.g. a column named 2024)
-    positions = [i for i, name in enumerate(columns) if name == params.text_column]
-    if not positions:
-        raise InputError(
-            f"expected a text column named {params.text_column!r}, found columns: "
-            f"{', '.join(repr(c) for c in columns) or '(none)'}",
-            hint="pick one of those columns with --text-column (names are case-sensitive)",
-            stage="preprocess",
-        )
-    if len(frame) == 0:
-        raise InputError(
-            "the table has a header but no rows",
-            hint="add rows of text to the file and upload it again",
-            stage="preprocess",
-        )
-    if len(positions) > 1:
-        raise InputError(
-            f"{len(positions)} columns are named {params.text_column!r}",
-            hint="rename the duplicate columns so each name is unique",
-            stage="preprocess",
-        )
-    column = frame.iloc[:, positions[0]]
-    _refuse_nested(column, params.text_column, table.name)
-    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {params.text_column!r}")
-    missing = column.isna().to_numpy()
-    clean = clean_texts(column.where(~column.isna(), "")).to_numpy(dtype=object)
+    cells = _text_cells(frame, params.columns, table.name)
+    shown = " + ".join(repr(c) for c in params.columns)
+    ctx.progress(0.05, f"cleaning {len(frame):,} rows of {shown}")
+    missing = np.logical_and.reduce([column.isna().to_numpy() for column in cells])
+    clean, original = _joined_texts(cells)
     lengths = np.fromiter((len(t) for t in clean), dtype=np.int64, count=len(clean))
 
     issues = np.full(len(clean), "", dtype=object)
@@ -167,10 +143,11 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
     usable = (issues == "") | (issues == ISSUE_TRUNCATED)
     if not usable.any():
         found = pd.Series(issues).value_counts().to_dict()
+        which = f"column {shown}" if len(cells) == 1 else f"columns {shown}"
         raise InputError(
-            f"column {params.text_column!r} has no usable text: {len(frame):,} rows, "
+            f"{which} {'has' if len(cells) == 1 else 'have'} no usable text: {len(frame):,} rows, "
             + ", ".join(f"{n:,} {why}" for why, n in found.items()),
-            hint="choose a column that holds text (columns: " + ", ".join(columns) + ")",
+            hint="choose a column that holds text (columns: " + ", ".join(map(str, frame.columns)) + ")",
             stage="preprocess",
         )
     ctx.progress(0.6, "collapsing exact duplicates")
@@ -182,7 +159,6 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
         skipped = np.flatnonzero(~usable)
         they = "it stays" if len(skipped) == 1 else "they stay"
         ctx.warn(f"{rows_without_text(skipped)}; {they} in the output with a reason (text_issue)")
-    original = column.to_numpy(dtype=object, copy=True)  # never a view into the user's table
     return Corpus(
         table=table,
         text_column=params.text_column,
@@ -193,6 +169,100 @@ def preprocess(table: Table, params: PreprocessParams, ctx: StageContext | None 
         row_to_unique=row_to_unique,
         counts=counts,
     )
+
+
+def _text_cells(frame: pd.DataFrame, wanted: tuple[str, ...], source: str) -> list[pd.Series]:
+    """The chosen columns of ``frame``, in the order given; an InputError (before anything is
+    computed) for no column chosen, a column named twice, columns the table lacks (all of them
+    named), a table without rows, a name two columns share, or a column of lists or structs."""
+    columns = [str(c) for c in frame.columns]
+    if not wanted:
+        raise InputError(
+            "no text column was chosen",
+            hint=f"pass --text-column with one of: {', '.join(columns) or '(no columns)'}",
+            stage="preprocess",
+        )
+    twice = list(dict.fromkeys(c for c in wanted if wanted.count(c) > 1))
+    if twice:
+        raise InputError(
+            f"the text columns {_listed(wanted)} name {_listed(twice)} more than once",
+            hint="give each column once, in the order to join them (e.g. --text-column title "
+            "--text-column body)",
+            stage="preprocess",
+        )
+    # compare as text: Excel and Parquet headers can be numbers (e.g. a column named 2024)
+    absent = [c for c in wanted if c not in columns]
+    if absent:
+        found = ", ".join(repr(c) for c in columns) or "(none)"
+        if len(wanted) == 1:
+            message = f"expected a text column named {wanted[0]!r}, found columns: {found}"
+        else:
+            are = "is" if len(absent) == 1 else "are"
+            message = (
+                f"expected text columns {_listed(wanted)}; {_listed(absent)} {are} not in the table, "
+                f"found columns: {found}"
+            )
+        raise InputError(
+            message,
+            hint=_absent_hint(absent, columns, several=len(wanted) > 1),
+            stage="preprocess",
+        )
+    if len(frame) == 0:
+        raise InputError(
+            "the table has a header but no rows",
+            hint="add rows of text to the file and upload it again",
+            stage="preprocess",
+        )
+    cells = []
+    for name in wanted:
+        positions = [i for i, c in enumerate(columns) if c == name]
+        if len(positions) > 1:
+            raise InputError(
+                f"{len(positions)} columns are named {name!r}",
+                hint="rename the duplicate columns so each name is unique",
+                stage="preprocess",
+            )
+        column = frame.iloc[:, positions[0]]
+        _refuse_nested(column, name, source)
+        cells.append(column)
+    return cells
+
+
+def _listed(names) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _absent_hint(absent: list[str], columns: list[str], several: bool) -> str:
+    """What to do about columns the table lacks; a name holding a comma is one column, which a
+    ``--set preprocess.text_column=...`` value would have split."""
+    split = [c for c in columns if "," in c and all(p.strip() in absent for p in c.split(",") if p.strip())]
+    if split:
+        return (
+            f"the column {split[0]!r} has a comma in its name, and a --set value is split at commas: "
+            f'give it with --text-column "{split[0]}" (or in a TOML list) instead'
+        )
+    if several:
+        return "pick columns among those, with --text-column once per column (names are case-sensitive)"
+    return "pick one of those columns with --text-column (names are case-sensitive)"
+
+
+def _joined_texts(cells: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
+    """(clean text, original text) per row: one column's cells as they are, or several columns'
+    joined with a newline, each cell cleaned on its own and empty or missing ones left out."""
+    clean_parts = [clean_texts(c.where(~c.isna(), "")).to_numpy(dtype=object) for c in cells]
+    if len(cells) == 1:  # exactly as before several columns could be chosen
+        return clean_parts[0], cells[0].to_numpy(dtype=object, copy=True)  # never a view into the table
+    given = [c.to_numpy(dtype=object) for c in cells]
+    clean = np.empty(len(cells[0]), dtype=object)
+    original = np.empty(len(cells[0]), dtype=object)
+    for row, parts in enumerate(zip(*clean_parts, strict=True)):
+        kept = [i for i, part in enumerate(parts) if part]
+        clean[row] = "\n".join(parts[i] for i in kept)
+        if kept:
+            original[row] = "\n".join(str(given[i][row]) for i in kept)
+        else:  # no text in any cell: missing when every cell is
+            original[row] = None if all(pd.isna(g[row]) for g in given) else ""
+    return clean, original
 
 
 STAGE = Stage(
