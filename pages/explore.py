@@ -673,7 +673,18 @@ def read_section() -> None:
             presence = ui.memo(
                 "keywords", (version, cid), lambda: keyword_presence(result, edited.labels, cid, keywords)
             )
-            left.plotly_chart(plots.keywords_figure(presence), width="stretch", key="read_keywords")
+            left.dataframe(
+                presence.rename(
+                    columns={"in_cluster": "in this cluster", "elsewhere": "in the other clusters"}
+                ),
+                hide_index=True,
+                width="stretch",
+                key="read_keywords",
+                column_config={
+                    c: st.column_config.ProgressColumn(c, format="percent", min_value=0.0, max_value=1.0)
+                    for c in ("in this cluster", "in the other clusters")
+                },
+            )
         except Exception:
             ui.log.exception("keyword chart failed")
     with right:

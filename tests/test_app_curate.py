@@ -174,3 +174,11 @@ def test_a_codebook_codes_the_texts_with_a_live_threshold_and_exports_its_column
     assert list(rows.columns[-2:]) == ["category", "category_score"]
     assert set(rows["category"]) == {"Billing", "Crashes", "Login"}
     assert rows["category_score"].between(-1, 1).all()
+
+
+def test_reading_a_cluster_shows_how_telling_its_keywords_are(app):
+    at = explore_topics(app)
+    reading(at).set_value(0).run()
+    shares = table_with(at, "in this cluster")
+    assert len(shares) >= 2 and shares["in this cluster"].iloc[0] > shares["in the other clusters"].iloc[0]
+    assert shares[["in this cluster", "in the other clusters"]].stack().between(0, 1).all()
