@@ -89,7 +89,15 @@ def explore_screenshot(out: Path) -> None:
             expect(found.get_by_text("Tags in use: billing review")).to_be_visible()
             expect(idle).to_have_attribute("data-test-script-state", "notRunning")
             page.wait_for_timeout(1000)
-            found.screenshot(path=str(out.with_name("curate.png")))
+            # from the search's answer ("13 matches, all in 'Charged wrongly'") to the forms
+            line = page.get_by_text("all in 'Charged wrongly'", exact=False).bounding_box()
+            panel = found.bounding_box()
+            top = min(line["y"], panel["y"]) - 8
+            bottom = panel["y"] + panel["height"] + 8
+            page.screenshot(
+                path=str(out.with_name("curate.png")),
+                clip={"x": panel["x"] - 8, "y": top, "width": panel["width"] + 16, "height": bottom - top},
+            )
             page.get_by_role("button", name="Clear the search").click()
             # a codebook of the analyst's own categories, with what it misses
             page.get_by_text("Codebook: your own categories", exact=True).click()

@@ -158,6 +158,7 @@ def test_a_codebook_codes_the_texts_with_a_live_threshold_and_exports_its_column
     assert expander(at, "Codebook: your own categories").proto.expanded
     preview = table_with(at, "category")
     assert preview["category"].tolist() == ["Billing", "Crashes", "Login", "no category"]
+    assert any(re.search(r"texts matched a category \(threshold -?[\d.]+, automatic\)", t) for t in texts(at))
     assert preview["rows"].sum() == 120 and preview["rows"].iloc[:3].min() > 0
     # the praise texts have no category of their own: their cluster is what the codebook misses
     missed = table_with(at, "share_of_cluster")
@@ -167,6 +168,7 @@ def test_a_codebook_codes_the_texts_with_a_live_threshold_and_exports_its_column
     slider.set_value(1.0).run()
     preview = table_with(at, "category")
     assert preview["rows"].iloc[-1] == 120  # nothing reaches a cosine of 1
+    assert any("texts matched a category (threshold 1.00, set)" in t for t in texts(at))
 
     slider = [s for s in at.slider if (s.key or "").startswith("codebook_threshold:")][0]
     slider.set_value(-1.0).run()  # every text gets its closest category

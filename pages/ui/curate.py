@@ -286,15 +286,16 @@ def codebook_section(page: Page, runtime: pipeline.Runtime, read_only: bool = Fa
         )
         if not read_only and page.state.codebook.get("threshold"):
             st.button("Back to automatic", key="codebook_auto", on_click=_save_threshold, args=(page, 0.0))
-        st.text(found.summary(at))
+        st.text(found.summary(at if page.state.codebook.get("threshold") else None))  # "automatic" or "set"
         preview = found.preview(at).fillna({"category": codebook.NO_CATEGORY})
+        preview["share"] = preview["share"] * 100
         st.dataframe(
             preview,
             hide_index=True,
             width="stretch",
             key="codebook_preview",
             column_config={
-                "share": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)
+                "share": st.column_config.ProgressColumn(format="%.1f%%", min_value=0.0, max_value=100.0)
             },
         )
         missed = codebook.uncovered_clusters(found, page.edited.labels, page.edited.names, at)
