@@ -199,8 +199,8 @@ class Workspace:
         self.quota_bytes = quota_bytes  # 0 = no quota
         self.limits = limits
         self.only = only  # a read-only view: the datasets it may read; None = all, writable
-        if only is None:
-            self.path.mkdir(parents=True, exist_ok=True)
+        # the folder is made by the first upload, not by a visit: a crawler opening the page a
+        # million times without a link leaves nothing on disk
 
     @classmethod
     def at(
@@ -497,6 +497,7 @@ class Team:
         path = ws.path / "person.json"
         try:
             if not path.exists() or json.loads(path.read_text(encoding="utf-8")) != owner:
+                ws.path.mkdir(parents=True, exist_ok=True)  # a signed-in person's: made at sign-in
                 _write_json(path, owner)
         except (OSError, ValueError):
             log.warning("could not record the owner of %s", ws.path, exc_info=True)

@@ -286,3 +286,16 @@ def test_the_auth_section_says_what_it_lacks():
     check_auth_section(shared | {"okta": named}, "okta")
     with pytest.raises(Exception, match=r"no \[auth.okta\] table"):
         check_auth_section(shared, "okta")
+
+
+def test_opening_a_new_workspace_writes_nothing_until_the_first_upload(tmp_path):
+    from pipeline.store import Tokens, Workspace
+
+    root = tmp_path / "workspaces"
+    tokens = Tokens.for_root(root)
+    visits = [Workspace(tokens.new(), root, tokens=tokens) for _ in range(20)]  # 20 visits without a link
+    assert list(root.glob("*")) == []  # no folder per visit
+    assert all(ws.datasets() == [] and ws.usage_bytes() == 0 for ws in visits)
+    info, _ = visits[0].add(b"comment\nhello\nworld\n", "a.csv")
+    assert [d.id for d in visits[0].datasets()] == [info.id]
+    assert Workspace(visits[0].token, root, tokens=tokens).datasets()[0].id == info.id
