@@ -59,7 +59,8 @@ T = TypeVar("T")
 MATCH = 0.8
 MAX_LABEL = 80
 MAX_TAG = 60
-TAGS_SEPARATOR = ";"  # the export's ``tags`` column joins a row's tags with it: a tag cannot hold it
+TAGS_SEPARATOR = ";"  # the export's ``tags`` column separates a row's tags with it: a tag cannot hold it
+TAGS_JOINER = TAGS_SEPARATOR + " "  # "urgent; refund, late" (the issue's decision)
 UNCLUSTERED = -1  # ``move(..., to=UNCLUSTERED)``
 # Changed clusters' keywords, examples and labels by result and edited labels, and the word
 # counts per text they are scored on (the label stage's piece), by their keys: the Explore page
@@ -758,7 +759,7 @@ def edited_from_result(result: Result, edits: list[Edit]) -> Edited:
 
 def edited_table(result: Result, edited: Edited) -> pd.DataFrame:
     """``result.table()`` with cluster ids and labels after the edits (raw ids unchanged) and a
-    ``tags`` column: each row's tags joined with ``;`` ("" when it has none)."""
+    ``tags`` column: each row's tags joined with ``; `` ("" when it has none)."""
     table = result.table()
     index = result.corpus.row_to_unique
     has_text = index >= 0
@@ -773,7 +774,7 @@ def edited_table(result: Result, edited: Edited) -> pd.DataFrame:
         table = table.rename(columns={"tags": _free_column(table.columns, "tags_input")})
     joined = np.full(len(edited.labels), "", dtype=object)
     for i, tags in edited.tags.items():
-        joined[i] = TAGS_SEPARATOR.join(tags)
+        joined[i] = TAGS_JOINER.join(tags)
     table["tags"] = pd.array(np.where(has_text, joined[safe], ""), dtype="string")
     return table
 

@@ -651,11 +651,11 @@ def test_tags_go_to_every_row_of_their_texts_and_are_exported_and_counted(rows_r
     assert edited.tag_names() == ["refund, late", "urgent"] and edited.tagged("urgent").tolist() == [0, 5]
     np.testing.assert_array_equal(edited.labels, labels)  # tags move nothing
     table = edited_table(rows_result, edited)
-    assert (table.loc[[0, 120, 121], "tags"] == "urgent;refund, late").all()
+    assert (table.loc[[0, 120, 121], "tags"] == "urgent; refund, late").all()
     assert table.loc[5, "tags"] == "urgent" and table.loc[[1, 123, 124], "tags"].tolist() == ["", "", ""]
     assert (table["tags_input"] == "from the input").all()  # the input's own column is kept
     read = pd.read_csv(io.BytesIO(csv_bytes(table)), keep_default_na=False)
-    assert read.loc[0, "tags"] == "urgent;refund, late"
+    assert read.loc[0, "tags"] == "urgent; refund, late"
     summary = edited_clusters(rows_result, edited).set_index("id")
     both = labels[0] == labels[5]
     expected = "urgent: 4; refund, late: 3" if both else "refund, late: 3; urgent: 3"
