@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 import pipeline
 from pages.ui import runbox
 from pipeline.store import Workspace
-from tests.conftest import STAGES, TOPICS, topic_texts
+from tests.conftest import APP, STAGES, TOPICS, topic_texts
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -1138,3 +1138,15 @@ def test_export_offers_the_rows_the_filters_keep(app):
     rows = pd.read_csv(io.BytesIO(app.downloaded(at, "dl_csv")), encoding="utf-8-sig")
     assert len(rows) == 30 and set(rows["channel"]) == {"email"}
     assert json.loads(app.downloaded(at, "dl_manifest"))["filters"] == ["channel: email"]
+
+
+def test_every_icon_is_a_material_icon():
+    """An emoji icon is an empty box in a browser without an emoji font (issue 13): the pages
+    use Streamlit's Material icons only."""
+    sources = [APP, *sorted(APP.parent.glob("pages/**/*.py"))]
+    icons = [
+        m for path in sources for m in re.findall(r"icon=\"([^\"]*)\"", path.read_text(encoding="utf-8"))
+    ]
+    assert icons and all(i.startswith(":material/") for i in icons), [
+        i for i in icons if not i.startswith(":material/")
+    ]

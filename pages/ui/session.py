@@ -220,7 +220,7 @@ def sidebar(ws: Workspace) -> None:
             if st.button(
                 "Delete the open dataset",
                 key=f"delete:{current}",
-                icon="🗑",
+                icon=":material/delete:",
                 help="removes the file, its settings, edits and cached results from this workspace",
             ):
                 own.delete(current)
