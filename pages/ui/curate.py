@@ -99,7 +99,7 @@ def act_on_texts(page: Page, texts: np.ndarray, key: str, what: str) -> None:
     left, right = st.columns(2)
     ids = page.cluster_ids()
     with left.form(f"{key}:move", border=True, clear_on_submit=True):
-        target = st.selectbox(
+        st.selectbox(
             "Move to",
             [NEW, UNCLUSTERED, *ids],
             format_func=lambda c: {NEW: "a new cluster", UNCLUSTERED: "unclustered"}.get(
@@ -109,7 +109,6 @@ def act_on_texts(page: Page, texts: np.ndarray, key: str, what: str) -> None:
         )
         st.text_input("Name of the new cluster", key=f"{key}:new_name", placeholder="e.g. Refund requests")
         st.form_submit_button("Move", on_click=_move, args=(page, texts, key), icon=":material/move_item:")
-        del target
     with right.form(f"{key}:tag", border=True, clear_on_submit=True):
         st.text_input("Tag", key=f"{key}:tag_name", placeholder="e.g. urgent", max_chars=60)
         a, b = st.columns(2)
@@ -155,7 +154,7 @@ def split_form(page: Page, cid: int, key: str) -> None:
         return
     with st.form(f"{key}:split", border=True):
         st.write("**Split this cluster**")
-        how = st.radio(
+        st.radio(
             "How",
             ["auto", "n", "mcs"],
             format_func={
@@ -176,7 +175,6 @@ def split_form(page: Page, cid: int, key: str) -> None:
             key=f"{key}:mcs",
         )
         st.form_submit_button("Split", on_click=_split, args=(page, cid, key), icon=":material/call_split:")
-        del how
     _said(key)
 
 
