@@ -65,7 +65,7 @@ class Corpus:
     """
 
     table: Table
-    text_column: str
+    text_column: str | tuple[str, ...]  # several columns: joined with a newline, in this order
     original: np.ndarray  # object: the text cell as given, per row
     clean: np.ndarray  # object: the clean text per row ("" for rows without text)
     issues: np.ndarray  # object: "" or a reason, per row
