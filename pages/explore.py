@@ -53,7 +53,8 @@ if column is None:
 with st.sidebar:
     values = ui.settings_widgets(info.rows, state.settings)
     values |= ui.llm_widgets(state.settings)
-state = state if ui.read_only() else ui.save_settings(ws, dataset_id, state, column, values)
+editable = not ui.read_only()  # a dataset shared with this person read-only: nothing changes it
+state = ui.save_settings(ws, dataset_id, state, column, values) if editable else state
 try:
     config = ui.build_config(column, values)
 except PipelineError as exc:  # e.g. a server URL that is not a URL
@@ -75,7 +76,6 @@ names = dict(zip(clusters["id"].tolist(), clusters["label"], strict=True))
 names_tag = ui.tag(tuple(names.items()))  # widgets listing clusters start fresh when this changes
 table = ui.memo("table", version, lambda: edited_table(result, edited))
 page = curate.Page(ws, dataset_id, state, result, edited, names)  # what move, tag, split, codebook act on
-editable = not ui.read_only()
 st.session_state.pop(curate.SAVED, None)  # this run shows the edit a form just saved
 columns = find.columns_info(result, table, column)
 
@@ -98,7 +98,7 @@ def merge_clicked(ids_key: str, name_key: str) -> None:
     try:
         label = st.session_state.get(name_key) or (names[min(chosen)] if chosen else "")
         edit = merge(edited.labels, edited.names, chosen, label, corpus_of(result))
-        ui.save_state(ws, dataset_id, state.with_edits([edit]))
+        page.save_edit(edit)
     except InputError as exc:
         st.session_state["merge_error"] = exc.message
 
@@ -134,7 +134,7 @@ if largest is not None and largest > ui.LARGEST_SHARE and len(real) > 1:
     blob.button(
         "Fix it: apply the recommended setting",
         key="fix_blob",
-        disabled=ui.read_only(),
+        disabled=not editable,
         on_click=ui.fix_large_cluster,
         args=(result, info.rows),
         help="the same sweep as 'Suggest clustering settings'; only clustering and naming run again",
@@ -148,7 +148,8 @@ with st.container(border=True):
     find.search_box(columns)
     find.filter_bar(columns, table)
 view = find.view(result, edited, table, version, runbox.runtime())
-looking = (version, view.filters, find.query())  # what the map, the counts and the tabs show
+kept = (version, view.filters)  # what depends on the rows the filters keep (not on the search)
+looking = (*kept, find.query())  # what the map, the counts and the tabs show
 if view.filtered:
     st.text(
         f"Showing {int(view.rows.sum()):,} of {len(table):,} rows "
@@ -213,7 +214,7 @@ def suggest_section() -> None:
         if st.button(
             f"Apply: min cluster size {size}, min samples {samples}",
             key="apply_suggestion",
-            disabled=ui.read_only(),
+            disabled=not editable,
             help="sets the sidebar's sliders; only clustering and naming run again",
         ):
             ui.apply_suggestion(suggestion, info.rows)
@@ -344,13 +345,19 @@ def tree_view() -> None:
     if st.button(
         f"Merge into these {len(groups)} groups",
         key="tree_merge",
-        disabled=ui.read_only(),
+        disabled=not editable,
         help="one merge per group of two or more clusters; the edit log takes them back as one",
     ):
         try:
             save_and_rerun(state.with_edits(tree_merges(result, edited, groups)))
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
+
+
+def full_breakdown(by: str) -> facets.Breakdown:
+    """Every value's breakdown by ``by`` over the kept rows: the download's, and what *Read a
+    cluster* shows of where a cluster's rows come from (computed once for both)."""
+    return ui.memo("breakdown_all", (kept, by), lambda: facets.breakdown(table, by, mask=view.rows))
 
 
 def breakdown_view() -> None:
@@ -365,7 +372,7 @@ def breakdown_view() -> None:
     try:
         shown = ui.memo(
             "breakdown",
-            (looking, name),
+            (kept, name),
             lambda: facets.breakdown(table, name, top=VALUES_SHOWN, mask=view.rows),
         )
     except InputError as exc:
@@ -376,9 +383,8 @@ def breakdown_view() -> None:
     if shown.frame.empty:
         st.info("No row with a cluster has a value here (the filters may keep none).")
         return
-    values = list(dict.fromkeys(shown.frame["value"]))  # in the frame's order: the values with most rows
     order = shown.frame.groupby("value", sort=False)["rows"].sum().sort_values(ascending=False, kind="stable")
-    values = [v for v in order.index if v in values][:VALUES_SHOWN]
+    values = order.index.tolist()[:VALUES_SHOWN]  # the values with most rows
     clusters_by_rows = shown.frame.groupby("cluster_id")["rows"].sum().sort_values(ascending=False)
     top = sorted(clusters_by_rows.index[:CLUSTERS_SHOWN].tolist(), key=lambda c: (c == -1, c))
     if shown.hidden:
@@ -388,7 +394,7 @@ def breakdown_view() -> None:
     try:
         figure = ui.memo(
             "breakdown_figure",
-            (looking, name),
+            (kept, name),
             lambda: plots.breakdown_figure(shown.frame, values, top, name),
         )
         st.plotly_chart(figure, width="stretch", key="breakdown_chart")
@@ -401,7 +407,7 @@ def breakdown_view() -> None:
     ui.download(
         st,
         f"Download the breakdown by {ui.md_escape(name)} (CSV, every value)",
-        lambda: csv_bytes(facets.breakdown(table, name, mask=view.rows).frame),
+        lambda: csv_bytes(full_breakdown(name).frame),
         f"{ui.file_stem(info.name)}_breakdown.csv",
         "text/csv",
         "dl_breakdown",
@@ -416,7 +422,7 @@ def trends_view() -> None:
         return
     name = st.selectbox("Dates in the column", options, key="trends_column")
     try:
-        trend = ui.memo("trends", (looking, name), lambda: facets.trends(table, name, mask=view.rows))
+        trend = ui.memo("trends", (kept, name), lambda: facets.trends(table, name, mask=view.rows))
     except InputError as exc:
         st.warning(ui.md_escape(exc.message))
         return
@@ -537,12 +543,12 @@ def clusters_section() -> None:
     shown = ["id", "label", "size", "share", "keywords"] + (["tags"] if edited.tags else [])
     summary = clusters[shown].copy()
     if view.filtered:  # sizes and shares of the rows the filters keep; all rows beside them
-        kept = ui.memo("filtered_clusters", looking, lambda: facets.filtered_clusters(table, view.rows))
-        kept = kept.set_index("id").reindex(summary["id"])
+        counts = ui.memo("filtered_clusters", kept, lambda: facets.filtered_clusters(table, view.rows))
+        counts = counts.set_index("id").reindex(summary["id"])
         summary.insert(4, "rows (all)", summary["size"].to_numpy())
         summary["size"], summary["share"] = (
-            kept["rows"].fillna(0).astype(int).to_numpy(),
-            kept["share"].to_numpy(),
+            counts["rows"].fillna(0).astype(int).to_numpy(),
+            counts["share"].to_numpy(),
         )
     if view.matches is not None:
         found = match_counts().dropna(subset=["cluster_id"])
@@ -559,7 +565,7 @@ def clusters_section() -> None:
         key=f"editor:{names_tag}",
         hide_index=True,
         width="stretch",
-        disabled=ui.read_only() or [c for c in summary.columns if c != "label"],
+        disabled=not editable or [c for c in summary.columns if c != "label"],
         column_config={"share": st.column_config.NumberColumn(format="percent")},
     )
     renamed = [
@@ -575,7 +581,7 @@ def clusters_section() -> None:
         except InputError as exc:
             st.error(ui.md_escape(exc.message))
 
-    if ui.read_only():
+    if not editable:
         st.info("Shared with you read-only: renaming and merging are up to its owner.")
         return
     # the form's widgets are new whenever the clusters' names change (a merge, an undo): a choice
@@ -598,7 +604,7 @@ def clusters_section() -> None:
 
 def edit_log_section() -> None:
     """Every edit with what became of it; remove any one (the others stay), undo, redo."""
-    if ui.read_only() or (not state.edits and not state.undone):
+    if not editable or (not state.edits and not state.undone):
         return
     panel = st.expander("Edit log", key="edit_log", on_change="rerun")
     with panel:
@@ -713,7 +719,7 @@ def read_section() -> None:
         result.corpus.table.frame.iloc[members[:ROWS_SHOWN]],
         hide_index=True,
         width="stretch",
-        key=f"read_rows:{cid}:{names_tag}",
+        key=f"read_rows:{cid}:{ui.tag(kept)}",  # ticks never outlive the rows they point at
         on_select="rerun",
         selection_mode="multi-row",
     )
@@ -731,9 +737,7 @@ def read_section() -> None:
     by = st.session_state.get("breakdown_column")
     if by and any(c.name == by for c in columns):
         try:
-            spread = ui.memo(
-                "breakdown_all", (looking, by), lambda: facets.breakdown(table, by, mask=view.rows)
-            ).frame
+            spread = full_breakdown(by).frame
         except InputError:
             return
         mine = spread[spread["cluster_id"] == cid].sort_values("rows", ascending=False)

@@ -77,9 +77,9 @@ class EmbedderSpec:
     digest: str = ""
 
     @classmethod
-    def of(cls, runtime: Runtime, params: EmbedParams, cache_location: Path | None = None) -> EmbedderSpec:
-        """What the workers need for ``params``; ``cache_location`` is not used (built models
-        never live in a cache folder: see ``models_folder``)."""
+    def of(cls, runtime: Runtime, params: EmbedParams) -> EmbedderSpec:
+        """What the workers need for ``params`` (built models never live in a cache folder: see
+        ``models_folder``)."""
         pickled, digest = b"", ""
         if runtime.embedder is not None:
             import cloudpickle  # a dependency of distributed

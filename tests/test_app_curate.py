@@ -20,6 +20,7 @@ from tests.test_app import (
     merge,
     reading,
     run_clustering,
+    survey_csv,
     texts,
     topic_csv,
     upload,
@@ -184,3 +185,21 @@ def test_reading_a_cluster_shows_how_telling_its_keywords_are(app):
     shares = table_with(at, "in this cluster")
     assert len(shares) >= 2 and shares["in this cluster"].iloc[0] > shares["in the other clusters"].iloc[0]
     assert shares[["in this cluster", "in the other clusters"]].stack().between(0, 1).all()
+
+
+def test_rows_ticked_before_a_filter_are_not_moved_after_it(app):
+    """Ticks are positions in the listed rows: once a filter lists other rows, the ticks (and
+    the form acting on them) go, so a move never takes texts the user did not tick."""
+    at = upload(app.open(), "survey.csv", survey_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    reading(at).set_value(0).run()
+    (rows,) = [d for d in at.dataframe if (d.key or "").startswith("read_rows:")]
+    at.session_state[rows.key] = {"selection": {"rows": [0, 1], "columns": []}}
+    at.run()
+    assert [s for s in at.selectbox if (s.key or "").startswith("ticked:")]
+    at.selectbox(key="filter_column").set_value("channel").run()
+    at.multiselect(key="filter_values:channel").set_value(["app"]).run()
+    at.button(key="filter_apply").click().run()
+    assert_healthy(at)
+    assert not [s for s in at.selectbox if (s.key or "").startswith("ticked:")]

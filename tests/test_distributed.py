@@ -286,12 +286,12 @@ def test_workers_build_models_in_the_shared_models_folder_never_in_the_clients_c
     params = EmbedParams(backend="model2vec")
     client_cache = tmp_path / "client-cache"
     (client_cache / "models").mkdir(parents=True)
-    spec = dist.EmbedderSpec.of(Runtime(), params, client_cache)
+    spec = dist.EmbedderSpec.of(Runtime(), params)
     dist._make_embedder(spec)
     assert made == [tmp_path / "worker-models"]
 
     named = tmp_path / "client-models"  # Runtime.models_dir: used where a worker sees it
-    spec = dist.EmbedderSpec.of(Runtime(models_dir=named), params, client_cache)
+    spec = dist.EmbedderSpec.of(Runtime(models_dir=named), params)
     assert spec.models_folder() == tmp_path / "worker-models"  # not on this worker's disk
     named.mkdir()
     assert spec.models_folder() == named

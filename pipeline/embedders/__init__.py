@@ -115,7 +115,6 @@ def load_embedder(
     params: EmbedParams,
     device: str = "auto",
     batch_size: int = 64,
-    cache_location: Path | None = None,
     *,
     models_dir: Path | None = None,
 ) -> Embedder:
@@ -124,11 +123,9 @@ def load_embedder(
 
     It is kept under what makes its vectors (backend, the model's identity, device, batch size),
     never a folder: every run, cache and dataset of a process shares it. The built backends keep
-    their files in ``models_dir`` (default: ``cache.default_models_dir()``, shared by every cache);
-    ``cache_location``, from callers older than that shared folder, stands for its ``models``.
+    their files in ``models_dir`` (default: ``cache.default_models_dir()``, shared by every cache).
     """
-    if models_dir is None:
-        models_dir = Path(cache_location) / "models" if cache_location is not None else default_models_dir()
+    models_dir = models_dir or default_models_dir()
     key = (params.backend, embedder_identity(params), device, batch_size)
     return MODELS.get(key, lambda: _make(params, device, batch_size, Path(models_dir)))
 

@@ -255,7 +255,7 @@ def _embed_on_cluster(
         done / total,
         f"sending {len(todo)} of {len(chunks)} chunks ({total - done:,} texts) to the Dask scheduler at {address}",
     )
-    spec = distributed.EmbedderSpec.of(ctx.runtime, params, ctx.cache.location)
+    spec = distributed.EmbedderSpec.of(ctx.runtime, params)
     with contextlib.closing(
         distributed.embed_chunks(address, todo, spec, identity, ctx.check_cancelled)
     ) as results:
