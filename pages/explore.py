@@ -146,7 +146,7 @@ for outcome in edited.stale:
 
 with st.container(border=True):
     find.search_box(columns)
-    find.filter_bar(columns, table)
+    find.filter_bar(columns, table, version)
 view = find.view(result, edited, table, version, runbox.runtime())
 kept = (version, view.filters)  # what depends on the rows the filters keep (not on the search)
 looking = (*kept, find.query())  # what the map, the counts and the tabs show

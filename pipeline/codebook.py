@@ -37,7 +37,6 @@ from .io import read_table
 from .operator import Limits
 from .result import Result
 from .stages.preprocess import clean_texts
-from .types import NOISE_LABEL
 
 STAGE = "codebook"
 COLUMNS = ("name", "description", "examples")
@@ -574,9 +573,7 @@ def uncovered_clusters(
     frame = pd.DataFrame(
         {
             "cluster_id": found.index.astype(np.int64),
-            "cluster_label": [
-                str(names.get(int(c), NOISE_LABEL if int(c) == -1 else c)) for c in found.index
-            ],
+            "cluster_label": [search.cluster_name(names, int(c)) for c in found.index],
             "rows": found.to_numpy().astype(np.int64),
             "share_of_cluster": (found / sizes.loc[found.index]).to_numpy(),
         }

@@ -471,7 +471,7 @@ def per_cluster(
     rows: list[dict[str, Any]] = [
         {
             "cluster_id": int(cid),
-            "cluster_label": _name(names, int(cid)),
+            "cluster_label": cluster_name(names, int(cid)),
             "matches": int(n),
             "share_of_cluster": n / sizes[int(cid)] if int(cid) in sizes else np.nan,
         }
@@ -544,7 +544,7 @@ def matches_table(
             "text": pd.array(np.where(has_text, result.corpus.texts[safe], ""), dtype="string"),
             "cluster_id": pd.arrays.IntegerArray(ids, ~has_text),
             "cluster_label": pd.array(
-                [_name(names, int(c)) if ok else None for c, ok in zip(ids, has_text, strict=True)],
+                [cluster_name(names, int(c)) if ok else None for c, ok in zip(ids, has_text, strict=True)],
                 dtype="string",
             ),
             "score": matches.scores[: len(rows)],
@@ -558,7 +558,8 @@ def matches_table(
     return frame
 
 
-def _name(names: dict[int, str], cluster_id: int) -> str:
+def cluster_name(names: dict[int, str], cluster_id: int) -> str:
+    """A cluster's name in ``names``; the unclustered group's by default, else its id."""
     return str(names.get(cluster_id, NOISE_LABEL if cluster_id == -1 else cluster_id))
 
 
@@ -603,7 +604,7 @@ def nearest_clusters(
     return pd.DataFrame(
         {
             "cluster_id": ids[order],
-            "cluster_label": [_name(names, int(c)) for c in ids[order]],
+            "cluster_label": [cluster_name(names, int(c)) for c in ids[order]],
             "similarity": np.round(similarity[order].astype(np.float64), 3),
         }
     )

@@ -125,13 +125,13 @@ def search_box(columns: list[facets.ColumnInfo]) -> None:
         set_query(wanted)
 
 
-def filter_bar(columns: list[facets.ColumnInfo], table: pd.DataFrame) -> None:
+def filter_bar(columns: list[facets.ColumnInfo], table: pd.DataFrame, version: tuple) -> None:
     """The active filters as buttons that remove them, and a popover to add one."""
     active = filters()
     usable = [c for c in columns if c.kind in ("category", "number", "date")]
     cells = st.columns([1, 5], vertical_alignment="center")
     with cells[0].popover("Add a filter", icon=":material/filter_list:", disabled=not usable):
-        add_filter_form(usable, table)
+        add_filter_form(usable, table, version)
     if not usable:
         cells[1].caption("No other column to filter by: the table has only the texts.")
     chips = cells[1].container(horizontal=True)
@@ -147,7 +147,7 @@ def filter_bar(columns: list[facets.ColumnInfo], table: pd.DataFrame) -> None:
 
 
 @st.fragment
-def add_filter_form(usable: list[facets.ColumnInfo], table: pd.DataFrame) -> None:
+def add_filter_form(usable: list[facets.ColumnInfo], table: pd.DataFrame, version: tuple) -> None:
     """Choosing a column and its values reruns this form alone; Apply reruns the page."""
     by_name = {c.name: c for c in usable}
     name = st.selectbox("Column", list(by_name), key="filter_column")
@@ -157,11 +157,15 @@ def add_filter_form(usable: list[facets.ColumnInfo], table: pd.DataFrame) -> Non
     item = None
     try:
         if info.kind == "category":
-            values, hidden = facets.top_values(table, name, top=VALUES_OFFERED)
+            # once per table (``version``) and column, not on every value ticked (this form reruns on each)
+            values, hidden = memo(
+                "filter_values", (version, name), lambda: facets.top_values(table, name, top=VALUES_OFFERED)
+            )
+            rows = dict(zip(values["value"], values["rows"], strict=True))
             chosen = st.multiselect(
                 f"Keep rows whose {md_escape(name)} is",
-                values["value"].tolist(),
-                format_func=lambda v: f"{v} ({int(values.set_index('value').loc[v, 'rows']):,})",
+                list(rows),
+                format_func=lambda v: f"{v} ({int(rows[v]):,})",
                 key=f"filter_values:{name}",
             )
             if hidden:
