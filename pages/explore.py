@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import ui
-from pages.ui import curate, find, runbox
+from pages.ui import curate, find, runbox, scatter
 from pages.ui.duplicates import near_duplicates_section
 from pipeline import InputError, PipelineError, facets, plots, search
 from pipeline.clustering.sweep import suggest_settings
@@ -273,17 +273,26 @@ def map_view() -> None:
         ),
     )
     try:
-        figure = ui.memo("map", looking, lambda: plots.map_figure(result, points=points))
-        event = st.plotly_chart(
-            figure, width="stretch", on_select="rerun", key="map", selection_mode=("points", "box", "lasso")
-        )
+        spec = ui.memo("map", looking, lambda: plots.map_spec(result, points=points))
+        figure = ui.memo("map_json", looking, lambda: scatter.figure_json(spec))
+        picked = scatter.scatter_map(figure, revision=ui.tag(looking))
+        if picked is None:  # plotly.js cannot be served from here: Streamlit's own chart
+            import plotly.graph_objects as go
+
+            event = st.plotly_chart(
+                go.Figure(spec, _validate=False),
+                width="stretch",
+                on_select="rerun",
+                key="map",
+                selection_mode=("points", "box", "lasso"),
+            )
+            picked = (event.get("selection") or {}).get("points", [])
     except Exception:  # a chart never costs the results
         ui.log.exception("map failed")
         st.warning("The map could not be drawn; the table and downloads below are unaffected.")
         return
     st.caption("Drag a box (or pick the lasso in the chart's toolbar) to read the texts in an area.")
-    selection = event.get("selection") if isinstance(event, dict) else getattr(event, "selection", None)
-    texts = plots.selected_texts((selection or {}).get("points", []), plots.trace_members(points[0]))
+    texts = plots.selected_texts(picked, plots.trace_members(points[0]))
     if texts.size:
         selection_panel(texts)
 

@@ -141,7 +141,14 @@ def name_annotations(frame: pd.DataFrame, label_of: dict[int, str], limit: int =
     return out
 
 
-def map_figure(
+def map_figure(result: Result, **options):
+    """``map_spec`` as a Plotly figure (the command line's ``--plots``, the app's fallback)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(map_spec(result, **options), _validate=False)
+
+
+def map_spec(
     result: Result,
     max_points: int = MAX_MAP_POINTS,
     height: int = 600,
@@ -149,16 +156,15 @@ def map_figure(
     names: dict[int, str] | None = None,
     points: tuple[pd.DataFrame, int] | None = None,
     names_on_map: bool = True,
-):
+) -> dict:
     """A WebGL scatter of the 2-D layout coloured by cluster, unclustered points grey, in one
     trace (two with a search: ``trace_members``); the clusters' names written at their centres
     (``name_annotations``).
 
     ``points`` is ``map_frame(...)``'s answer when the caller has it already. The traces are
     built as plain dicts and checked once by Plotly's own schema in a test, not on every call
-    (Plotly's validation was most of the time at 10,000 points)."""
-    import plotly.graph_objects as go
-
+    (Plotly's validation was most of the time at 10,000 points). A plain dict {"data", "layout"}
+    (numpy arrays inside), for a figure or for the app's map component."""
     frame, total = points if points is not None else map_frame(result, max_points, labels=labels, names=names)
     palette = _palette()
     ids, keys = frame["cluster_id"].to_numpy(), frame["trace"].to_numpy()
@@ -208,7 +214,7 @@ def map_figure(
         "dragmode": "select",  # a drag selects texts to read; zoom and pan stay in the toolbar
         "annotations": annotations,
     }
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    return {"data": traces, "layout": layout}
 
 
 def sizes_figure(result: Result, clusters: pd.DataFrame | None = None):

@@ -200,7 +200,7 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
 
         user.open("Explore")
         expect(page.get_by_role("heading", name=re.compile(r"^\d+ clusters$"))).to_be_visible()
-        chart = page.get_by_test_id("stPlotlyChart").first
+        chart = page.locator(".st-key-map")  # pages/ui/scatter.py: plotly.js, kept mounted
         expect(chart.locator(".js-plotly-plot")).to_be_visible()
         assert chart.locator("canvas").count() > 0, "no WebGL canvas: the map's points are not drawn"
         names = chart.locator("g.annotation")  # the clusters' names, written at their centres
@@ -221,6 +221,15 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(done).to_have_text(re.compile(r"\(preprocess, embed, reduce from cache\)$"))
         expect(page.get_by_role("heading", name=re.compile(r"^\d+ clusters$"))).to_be_visible()
         user.assert_no_errors()
+        # one step more: the map is updated in place (Plotly.react), not drawn again as a new graph
+        graph = ".st-key-map .js-plotly-plot"
+        drawn = page.evaluate(
+            f"() => {{ const g = document.querySelector('{graph}'); g.__seen = true; return g.dataset.revision; }}"
+        )
+        slider.press("ArrowRight")
+        expect(slider).to_have_value("9")
+        page.wait_for_function(f"() => document.querySelector('{graph}').dataset.revision !== '{drawn}'")
+        assert page.evaluate(f"() => document.querySelector('{graph}').__seen === true")
 
         # a box dragged over the map lists the texts under it, with their clusters
         picked = page.get_by_text(re.compile(r"^[\d,]+ texts selected \([\d,]+ rows\) in \d+ clusters?$"))

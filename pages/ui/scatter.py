@@ -1,0 +1,85 @@
+"""The Explore map as a component that stays mounted (``scatter.js``), so a new clustering or an
+edit updates its points in place.
+
+``st.plotly_chart`` hashes its figure into the element's identity: every figure change (the
+colours after a slider step, a name after a merge) makes a new element, and the browser builds a
+new graph and new WebGL contexts for it, which in a browser drawing WebGL in software (no GPU) was
+seconds of every slider step, merge and undo. This component is keyed by name only; its data is
+the figure as JSON plus a revision, and the browser calls ``Plotly.react`` on the graph it has.
+
+plotly.js itself comes from the installed ``plotly`` package (the same file ``--plots`` embeds in
+its HTML), served by Streamlit's static file serving (``server.enableStaticServing``) from
+``static/`` next to ``app.py``, where ``serve_plotly_js`` copies it. Where it cannot be copied
+(a read-only install), the page falls back to ``st.plotly_chart``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+log = logging.getLogger("clusterlab.app")
+
+ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py: Streamlit serves its static/
+STATIC_JS = ROOT / "static" / "plotly.min.js"
+SCRIPT_URL = "./app/static/plotly.min.js"  # relative: right under a proxy's base path too
+
+
+@functools.cache
+def serve_plotly_js() -> bool:
+    """Put the installed plotly.js where Streamlit serves static files (once per process; again
+    when the installed one changed). False where that is not possible."""
+    import plotly
+
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    try:
+        if not STATIC_JS.is_file() or STATIC_JS.stat().st_size != source.stat().st_size:
+            STATIC_JS.parent.mkdir(exist_ok=True)
+            partial = STATIC_JS.with_suffix(".partial")
+            shutil.copyfile(source, partial)
+            partial.replace(STATIC_JS)  # a browser never gets half a file
+        return True
+    except OSError:
+        log.warning("plotly.js could not be copied to %s; the map falls back to st.plotly_chart", STATIC_JS)
+        return False
+
+
+_map = st.components.v2.component(
+    "clusterlab_map",
+    js=(Path(__file__).parent / "scatter.js").read_text(encoding="utf-8"),
+    css=".clusterlab-map { width: 100%; }",
+    isolate_styles=False,  # plotly.js puts its styles in the document's head
+)
+
+
+def figure_json(spec: dict) -> str:
+    """``plots.map_spec``'s dict (numpy arrays inside) as the JSON the component draws."""
+    import plotly.io
+
+    return plotly.io.to_json(spec, validate=False, engine="json")
+
+
+def scatter_map(figure: str, revision: str, key: str = "map") -> list[dict] | None:
+    """Draw ``figure`` (``figure_json``) and return the points selected on this revision of
+    it, in st.plotly_chart's shape ([{"curve_number", "point_index"}]); None where plotly.js
+    cannot be served (the caller draws with st.plotly_chart)."""
+    if not serve_plotly_js():
+        return None
+    state = _map(
+        key=key,
+        data={"revision": revision, "figure": figure, "script": SCRIPT_URL},
+        on_selection_change=lambda: None,  # a selection reruns the map's fragment
+    )
+    selection = getattr(state, "selection", None)
+    if not isinstance(selection, dict) or selection.get("revision") != revision:
+        return []  # none, or made on an older map (its points meant other texts), or not ours
+    try:  # it comes from the browser: anything but [trace, index] pairs selects nothing
+        pairs = np.asarray(selection.get("points") or [], dtype=np.int64).reshape(-1, 2)
+    except (TypeError, ValueError, OverflowError):
+        return []
+    return [{"curve_number": int(c), "point_index": int(i)} for c, i in pairs]

@@ -1,0 +1,84 @@
+"""The Explore map (``pages/ui/scatter.py``): one element for the page's life whose figure changes
+in place, a box selection that reads the texts it holds (never those of an older map), and
+Streamlit's own chart where plotly.js cannot be served."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import plotly
+
+from pages.ui import scatter
+from tests.test_app import assert_healthy, explore_survey, map_figure, texts, warnings
+
+
+def map_element(at):
+    (element,) = [e for e in at.get("bidi_component") if e.proto.id.endswith("-map")]
+    return element
+
+
+def select(at, revision: str, points: list[list[int]]):
+    """What the browser sends after a box or lasso: the map's revision and [trace, index] pairs."""
+    at.session_state["map"] = {"selection": {"revision": revision, "points": points}}
+    return at.run()
+
+
+def selection_lines(at) -> list[str]:
+    return [t for t in texts(at) if " texts selected (" in t]
+
+
+def test_the_map_keeps_its_element_and_reads_only_a_selection_made_on_what_it_shows(app):
+    at = explore_survey(app)
+    before, element = map_figure(at), map_element(at).proto.id
+    trace = before["data"][0]
+    assert trace["type"] == "scattergl" and len(trace["x"]) == len(trace["text"]) > 3
+
+    select(at, before["revision"], [[0, 0], [0, 1], [0, 2]])
+    assert_healthy(at)
+    assert selection_lines(at) and selection_lines(at)[0].startswith("3 texts selected (3 rows)")
+
+    # a new clustering recolours the same element; the old selection meant other points: dropped
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()
+    assert_healthy(at)
+    after = map_figure(at)
+    assert map_element(at).proto.id == element and after["revision"] != before["revision"]
+    assert selection_lines(at) == []
+
+    # a selection that names points the map does not have selects nothing and breaks nothing
+    for hostile in ([[7, 0], [0, 10**6]], [["a", 1]], [[1, 2, 3]], "all", [[10**30, 0]]):
+        select(at, after["revision"], hostile)
+        assert_healthy(at)
+        assert selection_lines(at) == [] and not warnings(at), hostile
+    at.session_state["map"] = {"selection": ["not", "a", "selection"]}
+    assert_healthy(at.run())
+
+
+def test_without_plotly_js_the_map_is_streamlits_own_chart(app, monkeypatch):
+    monkeypatch.setattr(scatter, "serve_plotly_js", lambda: False)
+    at = explore_survey(app)
+    assert_healthy(at)
+    assert [c.key for c in at.get("plotly_chart") if c.key == "map"] == ["map"]
+    assert at.get("bidi_component") == []
+    assert map_figure(at)["data"][0]["type"] == "scattergl"
+
+
+def test_plotly_js_is_copied_from_the_plotly_package_or_the_page_is_told_it_cannot(tmp_path, monkeypatch):
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    target = tmp_path / "static" / "plotly.min.js"
+    monkeypatch.setattr(scatter, "STATIC_JS", target)
+    scatter.serve_plotly_js.cache_clear()
+    try:
+        assert scatter.serve_plotly_js()
+        assert filecmp.cmp(source, target, shallow=False)
+        target.write_text("half a file")  # an older or broken copy is replaced
+        scatter.serve_plotly_js.cache_clear()
+        assert scatter.serve_plotly_js() and filecmp.cmp(source, target, shallow=False)
+
+        blocked = tmp_path / "a file"
+        blocked.write_text("")
+        monkeypatch.setattr(scatter, "STATIC_JS", blocked / "static" / "plotly.min.js")  # cannot be made
+        scatter.serve_plotly_js.cache_clear()
+        assert scatter.serve_plotly_js() is False
+    finally:
+        scatter.serve_plotly_js.cache_clear()
