@@ -35,6 +35,7 @@ from joblib import numpy_pickle
 from joblib._store_backends import FileSystemStoreBackend
 
 from .errors import ConfigError, StageError
+from .recent import Recent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +47,9 @@ MB = 2**20
 WRITE_HINT = "choose a folder you can write to with --cache-dir, or set $" + ENV_CACHE_DIR
 FULL_HINT = "free space, or use --cache-dir on another disk; the stages already cached are kept"
 # errors that say "this folder cannot be written", as opposed to "this disk is full"
+# stage outputs a process keeps (``Cache.lookup(remember=True)``): a few datasets' latest; a
+# million-text corpus is a few hundred MB, the big arrays are memory-mapped files
+RECENT_OUTPUTS: Recent[Any] = Recent(12)
 _NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
@@ -263,15 +267,17 @@ class Cache:
         on_corrupt: Callable[[str], None] | None = None,
         keep: Callable[[T], bool] | None = None,
         mmap: bool = False,
+        remember: bool = False,
     ) -> tuple[T, bool]:
         """Return ``(value, loaded_from_cache)``; a corrupt entry is recomputed, not fatal.
 
         ``keep(value)`` false: the value is returned but not stored (e.g. an incomplete result
         that a re-run should complete rather than load). ``mmap``: arrays come back memory-mapped.
+        ``remember``: see ``lookup``.
         """
         if not self.enabled:
             return compute(), False
-        value = self.lookup(kind, key, on_corrupt, mmap=mmap)
+        value = self.lookup(kind, key, on_corrupt, mmap=mmap, remember=remember)
         if value is not MISSING:
             return value, True
         if self.read_only:
@@ -279,13 +285,19 @@ class Cache:
         if keep is None:
             # joblib >= 1.4: (output, metadata)
             value, _metadata = self._func(kind, mmap).call(key, compute)
-            return value, False
-        value = compute()
-        if keep(value):
+        else:
+            value = compute()
+            if not keep(value):
+                return value, False
             # with mmap joblib hands back the stored copy, memory-mapped: the computed
             # arrays (and any temporary files behind them) can go at once
             value, _metadata = self._func(kind, mmap).call(key, lambda: value)
+        if remember:
+            RECENT_OUTPUTS.put(self._memory_key(kind, key, mmap), value)
         return value, False
+
+    def _memory_key(self, kind: str, key: str, mmap: bool) -> tuple:
+        return str(self.location), kind, key, mmap
 
     def lookup(
         self,
@@ -293,12 +305,21 @@ class Cache:
         key: str,
         on_corrupt: Callable[[str], None] | None = None,
         mmap: bool = False,
+        remember: bool = False,
     ) -> Any:
-        """The cached value, or ``MISSING``; an unreadable entry is dropped (and reported) as a miss."""
+        """The cached value, or ``MISSING``; an unreadable entry is dropped (and reported) as a miss.
+
+        ``remember``: the value is also kept in this process (``RECENT_OUTPUTS``), and read from
+        there while the entry is still on disk: the app asks for the same stage outputs on every
+        rerun (reading a 100,000-text corpus back took 1 s of each slider step)."""
         if not self.contains(kind, key):
             return MISSING
         func = self._func(kind, mmap)
         try:
+            if remember:
+                return RECENT_OUTPUTS.get(
+                    self._memory_key(kind, key, mmap), func.call_and_shelve(key, None).get
+                )
             return func.call_and_shelve(key, None).get()
         except Exception as exc:
             message = f"cache entry {kind}/{key[:8]} could not be read ({type(exc).__name__}); recomputing"
@@ -319,11 +340,15 @@ class Cache:
             # ``call``: without one first, the next process's first lookup would miss the entry
             self.contains(kind, key)
             self._func(kind).call(key, lambda: value)
+            for mmap in (False, True):
+                RECENT_OUTPUTS.discard(self._memory_key(kind, key, mmap))
 
     def load(self, kind: str, key: str, mmap: bool = False) -> Any:
         """Read an entry that ``contains`` reported; raises if it is missing or unreadable."""
         return self._func(kind, mmap).call_and_shelve(key, None).get()
 
     def clear(self, kind: str, key: str) -> None:
+        for mmap in (False, True):
+            RECENT_OUTPUTS.discard(self._memory_key(kind, key, mmap))
         if self.writable and self.contains(kind, key):
             self._func(kind).call_and_shelve(key, None).clear()

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from .embedders import Embedder
 from .errors import InputError
 from .io import read_table
 from .operator import Limits
+from .recent import Recent
 from .result import Result
 from .stages.preprocess import clean_texts
 
@@ -56,8 +55,7 @@ CHUNK = 8192  # texts compared with every category at once (8,192 x 5,000 x 4 by
 # category vectors a process keeps, by embedder identity and the categories' texts: the app reruns
 # its page on every slider move, and embedding a codebook is the slow part
 VECTORS_KEPT = 8
-_VECTORS: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_VECTORS_LOCK = threading.Lock()
+_VECTORS: Recent[np.ndarray] = Recent(VECTORS_KEPT)
 
 
 @dataclass(frozen=True)
@@ -315,10 +313,10 @@ def category_vectors(codebook: Codebook, embedder: Embedder) -> np.ndarray:
     ``VECTORS_KEPT`` codebooks' vectors are kept per embedder identity."""
     pieces = [tuple(_clean(c.texts)) for c in codebook.categories]
     key = (str(embedder.identity), tuple(pieces))
-    with _VECTORS_LOCK:
-        if key in _VECTORS:
-            _VECTORS.move_to_end(key)
-            return _VECTORS[key]
+    return _VECTORS.get(key, lambda: _category_vectors(pieces, embedder))
+
+
+def _category_vectors(pieces: list[tuple[str, ...]], embedder: Embedder) -> np.ndarray:
     flat = [text for texts in pieces for text in texts]
     embedded = np.asarray(embedder.encode(flat), dtype=np.float32).reshape(len(flat), -1)
     embedded = embedded / np.maximum(np.linalg.norm(embedded, axis=1, keepdims=True), 1e-12)
@@ -327,10 +325,6 @@ def category_vectors(codebook: Codebook, embedder: Embedder) -> np.ndarray:
     np.add.at(sums, owner, embedded)
     vectors = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     vectors.flags.writeable = False  # shared by every caller
-    with _VECTORS_LOCK:
-        _VECTORS[key] = vectors
-        while len(_VECTORS) > VECTORS_KEPT:
-            _VECTORS.popitem(last=False)
     return vectors
 
 

@@ -152,6 +152,7 @@ def _execute(
                 on_corrupt=ctx.warn,
                 keep=lambda value: getattr(value, "complete", True),
                 mmap=stage.mmap,
+                remember=True,  # a rerun in the app asks again: read once per process
             )
         except Cancelled:
             raise

@@ -19,10 +19,8 @@ so the syntax and the error messages are Python's.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +33,7 @@ import regex as regex_package  # not `regex`: that is search_words' switch
 from .context import Runtime
 from .embedders import Embedder, load_embedder
 from .errors import InputError
+from .recent import Recent
 from .result import Result, output_names
 from .stages.preprocess import clean_texts
 from .types import NOISE_LABEL
@@ -53,8 +52,7 @@ NAMED_IN_SUMMARY = 3  # the summary sentence names at most this many clusters
 # query vectors a process keeps, by embedder identity and query: the app reruns its page on every
 # click, and a query's encode is the slow part of a meaning search (tens of ms, more on a busy CPU)
 QUERIES_KEPT = 64
-_QUERY_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-_QUERY_LOCK = threading.Lock()
+_QUERY_VECTORS: Recent[np.ndarray] = Recent(QUERIES_KEPT)
 REGEX_HINT = "turn off 'Regular expression' to search for the text as typed, or fix the pattern"
 
 # A letter, mark, digit or underscore: what a whole word may not touch (Python's \w, and marks, so
@@ -360,17 +358,13 @@ def query_vector(embedder: Embedder, query: str) -> np.ndarray:
     """``query`` (cleaned as the texts were) embedded by ``embedder``, as a unit float32 vector;
     the last ``QUERIES_KEPT`` are kept per embedder identity, so a rerun does not encode again."""
     key = (str(embedder.identity), _clean(query))
-    with _QUERY_LOCK:
-        if key in _QUERY_VECTORS:
-            _QUERY_VECTORS.move_to_end(key)
-            return _QUERY_VECTORS[key]
-    vector = np.array(embedder.encode([key[1]]), dtype=np.float32).reshape(-1)
+    return _QUERY_VECTORS.get(key, lambda: _unit_vector(embedder, key[1]))
+
+
+def _unit_vector(embedder: Embedder, text: str) -> np.ndarray:
+    vector = np.array(embedder.encode([text]), dtype=np.float32).reshape(-1)
     vector /= max(float(np.linalg.norm(vector)), 1e-12)
     vector.flags.writeable = False  # shared by every caller
-    with _QUERY_LOCK:
-        _QUERY_VECTORS[key] = vector
-        while len(_QUERY_VECTORS) > QUERIES_KEPT:
-            _QUERY_VECTORS.popitem(last=False)
     return vector
 
 

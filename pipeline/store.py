@@ -30,8 +30,6 @@ import re
 import secrets
 import shutil
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +42,7 @@ from .dataset_state import DatasetState
 from .errors import InputError
 from .io import read_table, suggest_text_column
 from .operator import Limits
+from .recent import Recent
 from .types import Table
 
 log = logging.getLogger(__name__)
@@ -647,9 +646,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 TABLE_FILES = ("table.parquet", "table.pkl")
-_FRAMES: OrderedDict[tuple[str, int], pd.DataFrame] = OrderedDict()  # the last parsed tables read
-_FRAMES_LOCK = threading.Lock()
-_FRAMES_KEPT = 2
+_FRAMES: Recent[pd.DataFrame] = Recent(2)  # the last parsed tables read, by path and mtime
 
 
 def _store_frame(folder: Path, frame: pd.DataFrame) -> None:
@@ -687,19 +684,13 @@ def _stored_frame_path(folder: Path) -> Path | None:
 def _load_frame(path: Path) -> pd.DataFrame:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns)
-    with _FRAMES_LOCK:
-        if key in _FRAMES:
-            _FRAMES.move_to_end(key)
-            return _FRAMES[key]
+    return _FRAMES.get(key, lambda: _read_frame(path))
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
-        frame = pd.read_parquet(path, memory_map=True)
-    else:
-        frame = pd.read_pickle(path)
-    with _FRAMES_LOCK:
-        _FRAMES[key] = frame
-        while len(_FRAMES) > _FRAMES_KEPT:
-            _FRAMES.popitem(last=False)
-    return frame
+        return pd.read_parquet(path, memory_map=True)
+    return pd.read_pickle(path)
 
 
 def _folder_bytes(path: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import pipeline
 from pipeline import PipelineError, StageError, Table
+from pipeline.cache import RECENT_OUTPUTS
 from pipeline.stages import cluster as cluster_mod
 from tests.conftest import (
     STAGES,
@@ -160,11 +162,29 @@ def test_failure_in_a_later_stage_keeps_earlier_ones(topic_table, cache_dir, fak
     assert computed_stages(events) == ["cluster", "label"]
 
 
+def test_a_process_reads_each_stage_output_once_while_it_is_on_disk(topic_table, cache_dir, fake_embedder):
+    first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    again, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events) == [] and again.corpus is first.corpus  # not read back from disk
+    tuned, events = run_collect(
+        topic_table, config_for(**{"cluster.min_cluster_size": 6}), cache_dir, fake_embedder
+    )
+    assert computed_stages(events) == ["cluster", "label"] and tuned.projection is first.projection
+    for entry in cache_dir.rglob("preprocess/*/output.pkl"):  # cleaned away: what was read is not used
+        shutil.rmtree(entry.parent)
+    fresh, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events)[0] == "preprocess" and fresh.corpus is not first.corpus
+
+
 def test_corrupt_cache_entry_is_recomputed_with_a_warning(topic_table, cache_dir, fake_embedder):
     run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     entries = list(cache_dir.rglob("reduce/*/output.pkl"))
     assert len(entries) == 1
     entries[0].write_bytes(b"not a pickle")
+    # this process read the entry before it broke: it keeps using what it read
+    result, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    assert computed_stages(events) == [] and result.n_clusters == 4
+    RECENT_OUTPUTS.clear()  # a new process reads the broken file
     result, events = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
     warnings = [e for e in events if e.kind == "warning" and e.stage == "reduce"]
     assert warnings and "could not be read" in warnings[0].message

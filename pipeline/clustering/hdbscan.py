@@ -121,7 +121,7 @@ def auto_level(
 
     1. Every point joins its piece, or (HDBSCAN's noise) the piece its nearest clustered points
        vote for; a point further from every piece than ``assign.ASSIGN_REACH`` x the usual gap
-       between neighbours stays noise (``assign.far_from``).
+       between neighbours stays noise (``assign.join_pieces``).
     2. The pieces are joined by Ward's criterion in the merge space (``ward``: reduced coordinates
        beside the embeddings): the hierarchy k-means would agree with, built on HDBSCAN's shapes.
     3. The level kept (``k`` when given) is the one with the best silhouette on the reduced
@@ -138,8 +138,7 @@ def auto_level(
     n_pieces = len(set(pieces.tolist()) - {-1})
     if n_pieces == 0:
         return pieces.copy(), np.zeros(len(pieces), np.float32), Level(0, 0, None, 0.0, 0)
-    noise = assign.far_from(coords, pieces, seed=seed)
-    full, share = assign.assign_by_neighbours(coords, pieces, with_share=True)
+    full, share, noise = assign.join_pieces(coords, pieces, seed=seed)
     merges = ward.ward_merges_in_space(coords, vectors, full, weights)
     if k:
         levels = [min(k, n_pieces)]
@@ -188,6 +187,7 @@ class HdbscanTree:
     def __init__(self, coords: np.ndarray, min_samples: int, piece: PieceFn | None = None):
         self.coords = np.ascontiguousarray(coords, dtype=np.float64)
         self.min_samples = max(1, min(min_samples, len(coords) - 1))
+        self._condensed: tuple | None = None  # (min_cluster_size, condensed tree, stabilities)
         if piece is None:
             self.tree = self._build()
         else:
@@ -222,15 +222,23 @@ class HdbscanTree:
         return self.fit(min_cluster_size, method, epsilon)[0]
 
     def fit(self, min_cluster_size: int, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, membership probabilities) for these settings."""
+        """(labels, membership probabilities) for these settings. The condensed tree of the last
+        ``min_cluster_size`` is kept: selecting again at another epsilon (``select`` does, for its
+        ceiling) skips condensing it (0.6 s of a 100,000-text run)."""
         try:
-            from hdbscan.hdbscan_ import _tree_to_labels
-        except ImportError:  # a future hdbscan without it: fit again (slower, same result)
+            from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
+        except ImportError:  # a future hdbscan without them: fit again (slower, same result)
             return _fit(self.coords, min_cluster_size, self.min_samples, method, epsilon)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            labels, probabilities, *_ = _tree_to_labels(
-                self.coords, self.tree, min_cluster_size, method, cluster_selection_epsilon=epsilon
+            if self._condensed is None or self._condensed[0] != min_cluster_size:
+                condensed = condense_tree(self.tree, min_cluster_size)
+                self._condensed = (min_cluster_size, condensed, compute_stability(condensed))
+            _, condensed, stability = self._condensed
+            # hdbscan's _tree_to_labels with its defaults, past the condensing (get_clusters
+            # changes the stability dict it is given: each selection gets its own copy)
+            labels, probabilities, _ = get_clusters(
+                condensed, dict(stability), method, False, False, epsilon, 0, float("inf")
             )
         return labels.astype(np.int64), np.nan_to_num(probabilities.astype(np.float32))
 

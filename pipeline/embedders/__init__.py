@@ -19,14 +19,13 @@ a model once, not once per run or per dataset.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cache import default_models_dir
 from ..errors import StageError
+from ..recent import Recent
 from . import onnx_int8, pytorch, static
 from .base import (
     DEFAULT_MODEL,
@@ -76,36 +75,27 @@ def embedder_identity(params: EmbedParams) -> str:
 MODELS_KEPT = 2  # embedders a process keeps (a model's weights: 20 to 100 MB for MiniLM)
 
 
-class LoadedModels:
+class LoadedModels(Recent[Embedder]):
     """The embedders a process made, by what makes their vectors; the ``keep`` used last stay.
 
     Thread-safe: the app's server runs many pipelines at once. An embedder dropped here stays
     usable by a run that holds it; the next run makes (and loads) it again."""
 
     def __init__(self, keep: int = MODELS_KEPT):
-        self.keep = keep
-        self._items: OrderedDict[Hashable, Embedder] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(keep)
 
     def get(self, key: Hashable, make: Callable[[], Embedder]) -> Embedder:
-        """The embedder kept under ``key``, else ``make()``'s (kept unless it raises)."""
-        with self._lock:  # making one is cheap: the weights load later, under its own lock
+        """The embedder kept under ``key``, else ``make()``'s (kept unless it raises); made under
+        the lock, so two runs never make two (making one is cheap: the weights load later, under
+        its own lock)."""
+        with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            embedder = make()
-            self._items[key] = embedder
+            embedder = self._items[key] = make()
             while len(self._items) > self.keep:
                 self._items.popitem(last=False)
             return embedder
-
-    def keys(self) -> list[Hashable]:
-        with self._lock:
-            return list(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 MODELS = LoadedModels()

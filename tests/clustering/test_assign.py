@@ -68,3 +68,20 @@ def test_points_outside_a_sample_take_their_neighbours_cluster_and_far_ones_stay
         assign.far_from(np.concatenate([sample, others]), np.concatenate([labels, [-1] * 3]))
         == np.array([False] * 202 + [True])
     ).all()
+
+
+def test_joining_pieces_in_one_query_gives_what_the_vote_and_the_reach_give_apart():
+    rng = np.random.default_rng(11)
+    points = np.concatenate(
+        [rng.normal(0, 0.4, (300, 3)), rng.normal(0, 0.4, (300, 3)) + 6, rng.uniform(-20, 26, (40, 3))]
+    )
+    pieces = np.concatenate([np.repeat([0, 1], 300), np.full(40, -1)])
+    pieces[rng.choice(600, 60, replace=False)] = -1  # noise inside the blobs too
+    cases = [pieces, np.zeros(640, dtype=int), np.full(640, -1), np.where(np.arange(640) < 5, 0, -1)]
+    for labels in cases:  # everything a piece, nothing a piece, fewer members than neighbours asked
+        full, share, far = assign.join_pieces(points, labels, seed=3)
+        apart, apart_share = assign.assign_by_neighbours(points, labels, with_share=True)
+        np.testing.assert_array_equal(full, apart)
+        np.testing.assert_allclose(share, apart_share)
+        np.testing.assert_array_equal(far, assign.far_from(points, labels, seed=3))
+    assert assign.join_pieces(points, pieces)[2][-40:].sum() > 0  # strays far from both blobs

@@ -131,9 +131,13 @@ def test_a_new_min_cluster_size_reselects_from_the_cached_tree(monkeypatch, tmp_
 def test_the_tree_selects_what_hdbscan_itself_selects():
     points, _, _ = nested_blobs()
     tree = hd.HdbscanTree(points, 5)
-    for size, method, epsilon in [(10, "eom", 0.0), (60, "eom", 0.0), (10, "leaf", 0.0), (10, "eom", 30.0)]:
-        own, _ = hd._fit(tree.coords, size, 5, method, epsilon)
-        np.testing.assert_array_equal(tree.labels(size, method, epsilon), own)
+    # the same size again, at other epsilons and methods, selects from the tree it condensed last
+    settings = [(10, "eom", 0.0), (60, "eom", 0.0), (10, "leaf", 0.0), (10, "eom", 30.0), (10, "eom", 0.0)]
+    for size, method, epsilon in settings + [(10, "leaf", 30.0), (60, "eom", 30.0), (60, "eom", 0.0)]:
+        own, strength = hd._fit(tree.coords, size, 5, method, epsilon)
+        labels, probabilities = tree.fit(size, method, epsilon)
+        np.testing.assert_array_equal(labels, own)
+        np.testing.assert_allclose(probabilities, strength, atol=1e-6)
 
 
 # --- the automatic sizes ------------------------------------------------------------------------
