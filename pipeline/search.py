@@ -570,17 +570,13 @@ def _missing(value: Any) -> bool:
 def cluster_centroids(result: Result, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cluster ids, their unit-length mean embedding), weighted by rows, for the clusters of
     ``labels`` (cluster id per distinct text; the unclustered left out)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    ids = np.unique(labels[labels >= 0])
+    from .clustering.ward import group_means
+
+    ids, means = group_means(result.embeddings.vectors, labels, result.corpus.counts)
     if not len(ids):
         return ids, np.zeros((0, result.embeddings.vectors.shape[1]), dtype=np.float32)
-    position = np.searchsorted(ids, labels)
-    clustered = labels >= 0
-    sums = np.zeros((len(ids), result.embeddings.vectors.shape[1]), dtype=np.float64)
-    weights = result.corpus.counts.astype(np.float64)[clustered, None]
-    np.add.at(sums, position[clustered], np.asarray(result.embeddings.vectors)[clustered] * weights)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return ids, (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    return ids, (means / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def nearest_clusters(

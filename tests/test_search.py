@@ -293,3 +293,17 @@ def test_the_summary_of_a_real_search(result):
     assert search.summary_line(frame) == f"3 matches, all in '{label}'"
     mask = found.text_mask(result.corpus.n_texts)
     assert mask.sum() == 1 and mask[found.texts[0]]
+
+
+def test_cluster_centres_are_the_row_weighted_mean_directions_and_rank_neighbours(result):
+    labels = result.clustering.labels
+    ids, centres = search.cluster_centroids(result, labels)
+    vectors, counts = np.asarray(result.embeddings.vectors, dtype=np.float64), result.corpus.counts
+    assert ids.tolist() == sorted(set(labels.tolist()) - {-1})
+    for cid, centre in zip(ids, centres, strict=True):  # as written out by hand
+        members = labels == cid
+        mean = (vectors[members] * counts[members, None]).sum(axis=0)
+        np.testing.assert_allclose(centre, mean / np.linalg.norm(mean), atol=1e-6)
+    names = {int(c): f"c{c}" for c in ids}
+    near = search.nearest_clusters((ids, centres), int(ids[0]), names)
+    assert int(ids[0]) not in near["cluster_id"].tolist() and near["similarity"].is_monotonic_decreasing

@@ -72,15 +72,18 @@ def _groups(
     return ids, position, sizes, weights
 
 
-def _group_means(
-    block: np.ndarray, position: np.ndarray, sizes: np.ndarray, weights: np.ndarray, chunk: int = 65_536
-) -> np.ndarray:
-    """Weighted mean row of each group (``position`` from ``_groups``), ``chunk`` rows at a time."""
+def group_means(
+    block: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """(group ids, weighted mean row of each group) of ``labels`` (-1 left out), ``chunk`` rows
+    of ``block`` at a time, each as one sparse product (``np.add.at`` over 100,000 x 384 rows
+    took 2-3 s; this, a tenth of a second)."""
+    ids, position, sizes, weights = _groups(labels, weights)
     sums = np.zeros((len(sizes), block.shape[1]))
     for start in range(0, len(position), chunk):
         rows = np.asarray(block[start : start + chunk], dtype=np.float64)
         sums += _group_sums(rows, position[start : start + chunk], weights[start : start + chunk], len(sizes))
-    return sums / np.maximum(sizes, 1e-12)[:, None]
+    return ids, sums / np.maximum(sizes, 1e-12)[:, None]
 
 
 def ward_merges_in_space(
