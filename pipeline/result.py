@@ -15,6 +15,7 @@ import pandas as pd
 from . import embedders
 from .clustering.tree import ClusterTree, cluster_tree
 from .config import PipelineConfig
+from .recent import Recent
 from .types import Clustering, Corpus, Embeddings, LabelFallback, Labels, Projection
 
 OUTPUT_COLUMNS = (
@@ -46,7 +47,7 @@ PIPELINE_VERSION = "0.1.0"
 # Trees of recent results by their clustering and embedding keys: the app re-runs the (cached)
 # pipeline on every interaction, and the tree of 100,000 texts takes about 1.5 s to build
 TREES_KEPT = 8
-_TREES: dict[tuple[str, str], ClusterTree] = {}
+_TREES: Recent[ClusterTree] = Recent(TREES_KEPT)  # by the clustering's and embeddings' keys
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,14 @@ class Result:
         """The hierarchy above the clusters (Ward merges of their centroids); ``tree.cut(n)``
         gives a coarser level, ``plots.tree_figure`` draws it."""
         key = (self.keys.get("clustering"), self.keys.get("embeddings"))
-        if None not in key and key in _TREES:
-            return _TREES[key]
-        tree = cluster_tree(
-            self.clustering.labels, self.corpus.counts, self.projection.coords, self.embeddings.vectors
-        )
-        if None not in key:  # a re-run loading the same clustering from the cache reuses it
-            _TREES[key] = tree
-            while len(_TREES) > TREES_KEPT:
-                _TREES.pop(next(iter(_TREES)))
-        return tree
+
+        def build() -> ClusterTree:
+            return cluster_tree(
+                self.clustering.labels, self.corpus.counts, self.projection.coords, self.embeddings.vectors
+            )
+
+        # a re-run loading the same clustering from the cache reuses it
+        return build() if None in key else _TREES.get(key, build)
 
     @cached_property
     def output_renames(self) -> tuple[tuple[str, str], ...]:

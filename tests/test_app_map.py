@@ -82,3 +82,22 @@ def test_plotly_js_is_copied_from_the_plotly_package_or_the_page_is_told_it_cann
         assert scatter.serve_plotly_js() is False
     finally:
         scatter.serve_plotly_js.cache_clear()
+
+
+def test_sessions_copying_plotly_js_at_once_leave_one_whole_file(tmp_path, monkeypatch):
+    import threading
+
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    target = tmp_path / "static" / "plotly.min.js"
+    monkeypatch.setattr(scatter, "STATIC_JS", target)
+    answers = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(scatter.serve_plotly_js.__wrapped__()))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [True] * 6 and filecmp.cmp(source, target, shallow=False)
+    assert [p.name for p in target.parent.iterdir()] == ["plotly.min.js"]  # no half copies left

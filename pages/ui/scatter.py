@@ -15,9 +15,12 @@ its HTML), served by Streamlit's static file serving (``server.enableStaticServi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +43,16 @@ def serve_plotly_js() -> bool:
     try:
         if not STATIC_JS.is_file() or STATIC_JS.stat().st_size != source.stat().st_size:
             STATIC_JS.parent.mkdir(exist_ok=True)
-            partial = STATIC_JS.with_suffix(".partial")
-            shutil.copyfile(source, partial)
-            partial.replace(STATIC_JS)  # a browser never gets half a file
+            # a copy of its own per caller (two sessions may start at once), then renamed into
+            # place: a browser never gets half a file
+            handle, partial = tempfile.mkstemp(prefix=".plotly.", suffix=".partial", dir=STATIC_JS.parent)
+            os.close(handle)
+            try:
+                shutil.copyfile(source, partial)
+                os.replace(partial, STATIC_JS)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
         return True
     except OSError:
         log.warning("plotly.js could not be copied to %s; the map falls back to st.plotly_chart", STATIC_JS)
