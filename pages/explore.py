@@ -273,20 +273,8 @@ def map_view() -> None:
         ),
     )
     try:
-        spec = ui.memo("map", looking, lambda: plots.map_spec(result, points=points))
-        figure = ui.memo("map_json", looking, lambda: scatter.figure_json(spec))
+        figure = ui.memo("map", looking, lambda: scatter.figure_json(plots.map_spec(result, points=points)))
         picked = scatter.scatter_map(figure, revision=ui.tag(looking))
-        if picked is None:  # plotly.js cannot be served from here: Streamlit's own chart
-            import plotly.graph_objects as go
-
-            event = st.plotly_chart(
-                go.Figure(spec, _validate=False),
-                width="stretch",
-                on_select="rerun",
-                key="map",
-                selection_mode=("points", "box", "lasso"),
-            )
-            picked = (event.get("selection") or {}).get("points", [])
     except Exception:  # a chart never costs the results
         ui.log.exception("map failed")
         st.warning("The map could not be drawn; the table and downloads below are unaffected.")

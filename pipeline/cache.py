@@ -46,10 +46,10 @@ SCRATCH = "scratch"  # the cache folder's room for stages' temporary files
 MB = 2**20
 WRITE_HINT = "choose a folder you can write to with --cache-dir, or set $" + ENV_CACHE_DIR
 FULL_HINT = "free space, or use --cache-dir on another disk; the stages already cached are kept"
-# errors that say "this folder cannot be written", as opposed to "this disk is full"
 # stage outputs a process keeps (``Cache.lookup(remember=True)``): a few datasets' latest; a
 # million-text corpus is a few hundred MB, the big arrays are memory-mapped files
 RECENT_OUTPUTS: Recent[Any] = Recent(12)
+# errors that say "this folder cannot be written", as opposed to "this disk is full"
 _NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 

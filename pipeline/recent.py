@@ -35,10 +35,14 @@ class Recent(Generic[V]):
 
     def put(self, key: Hashable, value: V) -> V:
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.keep:
-                self._items.popitem(last=False)
+            return self._put_locked(key, value)
+
+    def _put_locked(self, key: Hashable, value: V) -> V:
+        """``put`` for a caller holding ``_lock``."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.keep:
+            self._items.popitem(last=False)
         return value
 
     def get(self, key: Hashable, make: Callable[[], V]) -> V:

@@ -74,12 +74,21 @@ def figure_json(spec: dict) -> str:
     return plotly.io.to_json(spec, validate=False, engine="json")
 
 
-def scatter_map(figure: str, revision: str, key: str = "map") -> list[dict] | None:
+def scatter_map(figure: str, revision: str, key: str = "map") -> list[dict]:
     """Draw ``figure`` (``figure_json``) and return the points selected on this revision of
-    it, in st.plotly_chart's shape ([{"curve_number", "point_index"}]); None where plotly.js
-    cannot be served (the caller draws with st.plotly_chart)."""
+    it, in st.plotly_chart's shape ([{"curve_number", "point_index"}]). Where plotly.js cannot be
+    served, with st.plotly_chart."""
     if not serve_plotly_js():
-        return None
+        import plotly.io
+
+        event = st.plotly_chart(
+            plotly.io.from_json(figure, skip_invalid=True),
+            width="stretch",
+            on_select="rerun",
+            key=key,
+            selection_mode=("points", "box", "lasso"),
+        )
+        return (event.get("selection") or {}).get("points", [])
     state = _map(
         key=key,
         data={"revision": revision, "figure": figure, "script": SCRIPT_URL},

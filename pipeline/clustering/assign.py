@@ -40,7 +40,7 @@ def assign_by_neighbours(
 
 
 def join_pieces(
-    coords: np.ndarray, pieces: np.ndarray, k: int = 15, seed: int = 0
+    coords: np.ndarray, pieces: np.ndarray, k: int = 15, seed: int = 0, reach: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``assign_by_neighbours(coords, pieces, k, with_share=True)`` and ``far_from(coords,
     pieces, seed=seed)`` at once: (labels, share of the vote, far), the same values from one
@@ -59,7 +59,8 @@ def join_pieces(
     tree = KDTree(members)
     dist, index = tree.query(np.asarray(coords, dtype=np.float64)[~clustered], k=int(min(k, len(members))))
     out[~clustered], share[~clustered] = _vote(out[clustered][index], dist)
-    far[np.flatnonzero(~clustered)] = dist[:, 0] > ASSIGN_REACH * _member_gap(tree, members, seed)
+    reach = ASSIGN_REACH if reach is None else reach
+    far[np.flatnonzero(~clustered)] = dist[:, 0] > reach * _member_gap(tree, members, seed)
     return out, share, far
 
 
@@ -67,19 +68,7 @@ def far_from(coords: np.ndarray, labels: np.ndarray, reach: float | None = None,
     """Which -1 points lie further from every clustered point than ``reach`` x the 99th
     percentile of the gaps between clustered neighbours (``ASSIGN_REACH`` by default): outliers,
     not texts between clusters."""
-    reach = ASSIGN_REACH if reach is None else reach
-    labels = np.asarray(labels)
-    clustered = labels >= 0
-    far = np.zeros(len(labels), dtype=bool)
-    if clustered.all() or not clustered.any():
-        return far if clustered.any() else ~far
-    from sklearn.neighbors import KDTree
-
-    members = np.asarray(coords, dtype=np.float64)[clustered]
-    tree = KDTree(members)
-    dist, _ = tree.query(np.asarray(coords, dtype=np.float64)[~clustered], k=1)
-    far[np.flatnonzero(~clustered)] = dist[:, 0] > reach * _member_gap(tree, members, seed)
-    return far
+    return join_pieces(coords, labels, k=1, seed=seed, reach=reach)[2]
 
 
 def extend_labels(

@@ -92,10 +92,7 @@ class LoadedModels(Recent[Embedder]):
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            embedder = self._items[key] = make()
-            while len(self._items) > self.keep:
-                self._items.popitem(last=False)
-            return embedder
+            return self._put_locked(key, make())
 
 
 MODELS = LoadedModels()
