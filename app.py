@@ -16,6 +16,7 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 st.set_page_config(page_title="Clusterlab", page_icon=":material/hub:", layout="wide")
 
 st.session_state["via_app"] = True
+ui.warm_imports()  # once per server process, in the background
 PAGES = [
     st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", default=True),
     st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),

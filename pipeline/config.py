@@ -165,7 +165,7 @@ MAX_MIN_SAMPLES = 1_000
 class ClusterParams:
     algorithm: str = "hdbscan"  # a name in pipeline.clustering.CLUSTERERS
     min_cluster_size: int = 0  # 0 = chosen from the corpus size
-    min_samples: int = 0  # 0 = chosen from min_cluster_size
+    min_samples: int = 0  # 0 = chosen from min_cluster_size and the texts (hdbscan.auto_min_samples_for)
     method: str = "eom"  # HDBSCAN cluster selection: "eom" or "leaf"
     epsilon: float = -1.0  # HDBSCAN cluster_selection_epsilon; -1 = chosen from the reduction
     assign_outliers: bool = False  # noise points clearly near one cluster join it (far ones stay noise)

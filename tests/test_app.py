@@ -725,8 +725,10 @@ def test_cluster_names_from_a_language_model_server_in_the_app(app, monkeypatch)
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)
     at.switch_page("pages/explore.py").run()
+    assert not [c for c in at.sidebar.caption if "Naming with the model" in c.value]  # the panel is shut
     with ChatServer() as server:
         monkeypatch.setattr(runbox, "served_on_loopback", lambda: True)  # a local server, as `make run`
+        at.session_state["llm_panel"] = True  # the user opens "Names from a language model"
         at.text_input(key="set:label.llm.base_url").input(server.url)
         at.text_input(key="set:label.llm.model").input("test-model")
         at.text_input(key="llm_key").input(secret).run()

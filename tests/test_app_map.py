@@ -101,3 +101,20 @@ def test_sessions_copying_plotly_js_at_once_leave_one_whole_file(tmp_path, monke
         thread.join()
     assert answers == [True] * 6 and filecmp.cmp(source, target, shallow=False)
     assert [p.name for p in target.parent.iterdir()] == ["plotly.min.js"]  # no half copies left
+
+
+def test_imports_are_warmed_once_in_the_background_and_a_broken_one_is_only_logged(caplog):
+    """A server's first slider step must not wait for hdbscan's import; a module that cannot be
+    imported costs nobody the page (the step that needs it reports it)."""
+    import sys
+
+    from pages.ui import runbox
+
+    modules = ("json", "no_such_module_for_clusterlab")
+    with caplog.at_level("INFO", logger="clusterlab.app"):
+        thread = runbox.warm_imports(modules)
+        thread.join(timeout=30)
+    assert not thread.is_alive() and "json" in sys.modules
+    assert runbox.warm_imports(modules) is thread  # once per process
+    assert "warming the import of no_such_module_for_clusterlab failed" in caplog.text
+    assert "imports for re-clustering warmed" in caplog.text

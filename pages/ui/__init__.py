@@ -22,6 +22,7 @@ from .runbox import (
     saved_result,
     show_label_fallbacks,
     show_llm_estimate,
+    warm_imports,
 )
 from .session import (
     current_dataset,
@@ -94,5 +95,6 @@ __all__ = [
     "tag",
     "text_column",
     "version",
+    "warm_imports",
     "workspace",
 ]

@@ -38,6 +38,7 @@ SELECTIONS = {  # cluster.method -> what the sidebar calls it
 }
 # "about K clusters", for an algorithm that declares about_k: cluster.n_clusters when it is chosen
 ABOUT_K = "about_k"
+LLM_PANEL = "llm_panel"  # the open state of the sidebar's panel "Names from a language model"
 # near-duplicates counted once (cluster.near_duplicates = the similarity when on, else 0): kept
 # apart so the similarity the user picked survives switching it off
 NEAR_DUPLICATES_ON, NEAR_DUPLICATES_AT = "near_duplicates_on", "near_duplicates_at"
@@ -202,7 +203,8 @@ def llm_widgets(saved: dict[str, Any] | None = None) -> dict[str, Any]:
     llm = DEFAULTS.label.llm
 
     values: dict[str, Any] = {}
-    with st.expander("Names from a language model"):
+    # stateful: the page estimates the model's calls only while this is open (show_llm_estimate)
+    with st.expander("Names from a language model", key=LLM_PANEL, on_change="rerun"):
         st.caption(
             "Any OpenAI-compatible server: OpenAI, or a local Ollama, llama.cpp or vLLM. "
             "Only cluster keywords and a few example texts are sent; unclustered texts never are."

@@ -61,6 +61,15 @@ def auto_min_samples(min_cluster_size: int) -> int:
     return max(1, min(min_cluster_size // 2, MAX_AUTO_MIN_SAMPLES))
 
 
+def auto_min_samples_for(min_cluster_size: int, n: int) -> int:
+    """The automatic min_samples of a run: that of the automatic size for ``n`` texts, or of
+    ``min_cluster_size`` when it is smaller. Above the automatic size min_samples stays put, so
+    moving the size slider up re-selects clusters from the same cached tree (a 10,000-text step:
+    0.5-0.75 s of tree building gone from every other step), and every size is clustered as
+    ``sweep.suggest_settings`` measured it (one min_samples for the whole sweep)."""
+    return auto_min_samples(min(min_cluster_size, auto_min_cluster_size(n)))
+
+
 def auto_epsilon(projection: Projection) -> float:
     """The selection epsilon of the pieces ``auto_level`` joins: 0 (HDBSCAN's finest
     selection), whatever the projection; the level of the clusters comes from the data instead."""
@@ -81,7 +90,7 @@ class Settings:
 def resolve(params: ClusterParams, projection: Projection, n: int) -> Settings:
     """Fill in the automatic (0 / -1) settings for ``n`` distinct texts."""
     mcs = params.min_cluster_size or auto_min_cluster_size(n)
-    ms = min(params.min_samples or auto_min_samples(mcs), max(n - 1, 1))
+    ms = min(params.min_samples or auto_min_samples_for(mcs, n), max(n - 1, 1))
     auto = params.epsilon < 0
     eps = auto_epsilon(projection) if auto else float(params.epsilon)
     return Settings(mcs, ms, params.method, eps, auto)

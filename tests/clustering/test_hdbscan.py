@@ -3,6 +3,8 @@ tree, and the automatic sizes."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -147,3 +149,17 @@ def test_automatic_min_samples_is_half_the_size_and_capped():
     assert hd.auto_min_samples(5) == 2 and hd.auto_min_samples(17) == 8
     assert hd.auto_min_samples(167) == hd.MAX_AUTO_MIN_SAMPLES == 15
     assert hd.auto_min_samples(1) == 1
+
+
+def test_a_larger_min_cluster_size_keeps_the_automatic_min_samples_and_so_the_tree():
+    """Moving the size slider up from the automatic size must not change min_samples: the tree
+    (keyed by min_samples) is then reused instead of rebuilt on every other step."""
+    n = 10_000
+    auto = hd.auto_min_cluster_size(n)
+    projection = SimpleNamespace(method="umap")
+    resolved = [hd.resolve(ClusterParams(min_cluster_size=m), projection, n) for m in (0, auto + 1, 4 * auto)]
+    assert {s.min_samples for s in resolved} == {hd.auto_min_samples(auto)}
+    smaller = hd.resolve(ClusterParams(min_cluster_size=6), projection, n)
+    assert smaller.min_samples == 3  # below the automatic size: half of it, as before
+    given = hd.resolve(ClusterParams(min_cluster_size=4 * auto, min_samples=30), projection, n)
+    assert given.min_samples == 30
