@@ -445,4 +445,7 @@ CLUSTERER = Clusterer(
     noise=True,
     advice="Try a smaller cluster.min_cluster_size, the automatic cluster.epsilon (-1), or about K "
     "clusters (cluster.n_clusters)",
+    # 1: the automatic level's silhouettes leave out a level's clusters its sample missed (they
+    # made the level's score NaN), and the automatic min_samples stops growing past the automatic size
+    version=1,
 )

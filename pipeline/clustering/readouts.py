@@ -189,10 +189,14 @@ def silhouette_of(distances: np.ndarray, labels: np.ndarray) -> float | None:
 
 def _silhouettes(sums: np.ndarray, own: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Each row's silhouette from its distance sums to every group (``sums``), its group ``own``
-    and the group sizes; a point alone in its group scores 0."""
+    and the group sizes; a point alone in its group scores 0. A group with no point here (a
+    level's cluster that ``LevelSilhouettes``' sample missed) is nobody's nearest: its mean
+    distance is unknown, not 0/0, which made every row's nearest group NaN and so the whole
+    level's score, and the level was then never chosen."""
     index = np.arange(len(own))
     a = sums[index, own] / np.maximum(counts[own] - 1, 1)
-    others = sums / counts[None, :]
+    present = counts[None, :] > 0
+    others = np.divide(sums, counts[None, :], out=np.full(sums.shape, np.inf), where=present)
     others[index, own] = np.inf
     b = others.min(axis=1)
     scores = (b - a) / np.maximum(np.maximum(a, b), 1e-300)

@@ -83,3 +83,21 @@ def test_the_manifest_and_result_carry_the_readouts(topic_table, cache_dir, fake
     assert set(manifest["quality"]) >= {"separation", "stability"}
     assert result.readouts == result.clustering.readouts
     assert manifest["resolved"]["epsilon"] >= 0
+
+
+def test_a_level_whose_cluster_the_sample_missed_still_gets_a_silhouette():
+    """The automatic level scores each level on a sample of points; a cluster of the level with no
+    point in the sample must be left out of "the nearest other cluster", not turn every score
+    into NaN (a NaN level was never chosen: large corpora, with more pieces than the sample
+    covers, lost their finer levels to it)."""
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = np.vstack([c + rng.normal(scale=0.5, size=(40, 2)) for c in centres])
+    pieces = np.repeat([0, 1, 2], 40)
+    piece_ids = np.array([0, 1, 2, 3])  # piece 3: in the tree, with no point in this sample
+    scores = readouts.LevelSilhouettes(points, pieces, piece_ids)
+    with np.errstate(all="raise"):  # no 0/0 anywhere
+        alone = scores(np.array([0, 1, 2, 3]))  # piece 3 its own cluster at this level
+    assert alone is not None and np.isfinite(alone)
+    assert alone == pytest.approx(silhouette_score(points, pieces), abs=1e-5)
+    assert scores(np.array([0, 1, 1, 3])) < alone  # joining two blobs still scores lower
