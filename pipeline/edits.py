@@ -798,7 +798,7 @@ def edited_clusters(
 
     ``cache_dir`` is the run's cache, where the label stage keeps the word counts per text; without
     it they are counted again, once per process and corpus, the first time a change is shown."""
-    base = result.clusters().set_index("id")
+    base = result.clusters(parents=False).set_index("id")  # keywords and examples; no tree needed
     counts = result.corpus.counts
     total = max(int(counts.sum()), 1)
     same = _same_as_run(result.clustering.labels, edited.labels)

@@ -160,18 +160,21 @@ class Result:
         """Clusters that kept keyword labels although a model was asked, and why (empty otherwise)."""
         return self.labels.fallbacks
 
-    def clusters(self) -> pd.DataFrame:
+    def clusters(self, parents: bool = True) -> pd.DataFrame:
         """One row per cluster: id, label, size, share, keywords, representative_texts, parent_id
         (the node of ``tree`` that joins the cluster with its closest relatives; empty for the
         unclustered); with LLM labels (label.method = "llm") also description ("" where a cluster
-        kept its keyword label)."""
+        kept its keyword label). ``parents=False`` leaves parent_id out and the tree unbuilt (a
+        Ward agglomeration over every embedding: 0.3-1.3 s at 100,000 texts)."""
         frame = self.labels.clusters.copy()
         frame["share"] = frame["share"].round(4)
         frame["keywords"] = frame["keywords"].map(", ".join)
         frame["representative_texts"] = frame.pop("representatives").map(" | ".join)
-        parents = {c: p for c, p in self.tree.parent_of().items() if p >= 0}
-        frame["parent_id"] = pd.array([parents.get(int(c)) for c in frame["id"]], dtype="Int64")
-        columns = ["id", "label", "size", "share", "keywords", "representative_texts", "parent_id"]
+        columns = ["id", "label", "size", "share", "keywords", "representative_texts"]
+        if parents:
+            parent_of = {c: p for c, p in self.tree.parent_of().items() if p >= 0}
+            frame["parent_id"] = pd.array([parent_of.get(int(c)) for c in frame["id"]], dtype="Int64")
+            columns.append("parent_id")
         if self.labels.method == "llm":
             columns.append("description")
         return frame[columns]

@@ -38,14 +38,17 @@ def separation(coords: np.ndarray, labels: np.ndarray, seed: int = 0) -> float |
 
 def silhouette(points: np.ndarray, labels: np.ndarray, block: int = 1024) -> float:
     """Mean silhouette (Euclidean), as scikit-learn's ``silhouette_score`` computes it (a point
-    alone in its cluster scores 0), with the per-cluster distance sums done as one matrix product
-    per block of rows, in float32: several times faster, same value to about 1e-6."""
+    alone in its cluster scores 0), a block of rows at a time in float32: several times faster,
+    same value to about 1e-6. The points are sorted by cluster, so each row's distance sums per
+    cluster are one ``np.add.reduceat`` over its distances (a product with a one-hot matrix cost
+    rows x points x clusters: 0.3 s for 5,000 points in 200 clusters)."""
     ids, position = np.unique(labels, return_inverse=True)
-    points = np.asarray(points, dtype=np.float64)
+    order = np.argsort(position, kind="stable")
+    position = position[order]
+    counts = np.bincount(position, minlength=len(ids)).astype(np.float64)
+    starts = np.searchsorted(position, np.arange(len(ids)))  # every cluster has a point
+    points = np.asarray(points, dtype=np.float64)[order]
     points = (points - points.mean(axis=0)).astype(np.float32)
-    onehot = np.zeros((len(labels), len(ids)), dtype=np.float32)
-    onehot[np.arange(len(labels)), position] = 1.0
-    counts = onehot.sum(axis=0).astype(np.float64)
     squares = (points**2).sum(axis=1)
     scores = np.empty(len(labels))
     for start in range(0, len(labels), block):
@@ -56,7 +59,8 @@ def silhouette(points: np.ndarray, labels: np.ndarray, block: int = 1024) -> flo
         dist += squares[None, :]
         np.maximum(dist, 0, out=dist)
         np.sqrt(dist, out=dist)
-        scores[rows] = _silhouettes((dist @ onehot).astype(np.float64), position[rows], counts)
+        sums = np.add.reduceat(dist, starts, axis=1).astype(np.float64)
+        scores[rows] = _silhouettes(sums, position[rows], counts)
     return float(scores.mean())
 
 
