@@ -1,8 +1,8 @@
 // The Explore map: one Plotly graph that stays mounted across Streamlit reruns.
 //
 // Streamlit calls this function on every render of the element with the latest `data`
-// ({revision, figure: a JSON string, script: the URL of plotly.min.js}) and the same
-// `parentElement`. The graph is created once and then updated in place with Plotly.react, so a
+// ({revision, figure: a JSON string or null when this page already got it, script: the URL of
+// plotly.min.js}) and the same `parentElement`. The graph is created once and then updated in place with Plotly.react, so a
 // new clustering or an edit recolours the points of the existing WebGL context instead of
 // building a new one (what st.plotly_chart does whenever its figure changes). A box or lasso
 // selection goes back to Python as the state value `selection`: {revision, points: [[trace,
@@ -26,8 +26,17 @@ function loadPlotly(src) {
   return window.__clusterlabPlotly;
 }
 
+// The figures this page got, by revision: Python sends a figure once per revision (it is 9 MB of
+// JSON at 100,000 texts) and then only its revision, so a graph made again (the Map tab opened
+// again, Explore opened again) draws from here. Two are kept: the current one and the one before.
+const FIGURES_KEPT = 2;
+function figures() {
+  if (!window.__clusterlabFigures) window.__clusterlabFigures = new Map();
+  return window.__clusterlabFigures;
+}
+
 export default function (component) {
-  const { data, parentElement, setStateValue } = component;
+  const { data, parentElement, setStateValue, setTriggerValue } = component;
   let graph = parentElement.querySelector(".clusterlab-map");
   if (!graph) {
     graph = document.createElement("div");
@@ -37,11 +46,22 @@ export default function (component) {
   }
   if (!data || graph.dataset.revision === data.revision) return; // nothing new to draw
   const revision = data.revision;
+  const kept = figures();
+  if (data.figure) {
+    kept.delete(revision);
+    kept.set(revision, data.figure);
+    while (kept.size > FIGURES_KEPT) kept.delete(kept.keys().next().value);
+  }
+  const text = data.figure || kept.get(revision);
+  if (!text) {
+    setTriggerValue("need", revision); // Python sends it with the next run
+    return;
+  }
   graph.dataset.pending = revision;
   loadPlotly(data.script)
     .then((Plotly) => {
       if (graph.dataset.pending !== revision) return; // a newer render came meanwhile
-      const figure = JSON.parse(data.figure);
+      const figure = JSON.parse(text);
       figure.layout.uirevision = "map"; // keep the reader's zoom and pan across updates
       figure.layout.font = { family: '"Source Sans", "Source Sans Pro", sans-serif' };
       return Plotly.react(graph, figure.data, figure.layout, {

@@ -31,6 +31,8 @@ log = logging.getLogger("clusterlab.app")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py: Streamlit serves its static/
 STATIC_JS = ROOT / "static" / "plotly.min.js"
 SCRIPT_URL = "./app/static/plotly.min.js"  # relative: right under a proxy's base path too
+SENT = "_map_sent"  # session state: {map key: the revision whose figure this browser got}
+ASKED = "_map_asked"  # session state: {map key: the revision the browser asked for again}
 
 
 @functools.cache
@@ -89,11 +91,23 @@ def scatter_map(figure: str, revision: str, key: str = "map") -> list[dict]:
             selection_mode=("points", "box", "lasso"),
         )
         return (event.get("selection") or {}).get("points", [])
+    # the figure goes to the browser once per revision (9 MB of JSON at 100,000 texts): reruns
+    # that change nothing on the map (a selection, a pick, a tab) send only its revision, and the
+    # browser draws what it keeps (scatter.js). A browser without it asks ("need") once.
+    sent, asked = st.session_state.setdefault(SENT, {}), st.session_state.setdefault(ASKED, {})
+    send = sent.get(key) != revision
     state = _map(
         key=key,
-        data={"revision": revision, "figure": figure, "script": SCRIPT_URL},
+        data={"revision": revision, "figure": figure if send else None, "script": SCRIPT_URL},
         on_selection_change=lambda: None,  # a selection reruns the map's fragment
+        on_need_change=lambda: None,
     )
+    if send:
+        sent[key] = revision
+    elif getattr(state, "need", None) == revision and asked.get(key) != revision:
+        asked[key] = revision  # once per revision: a browser that keeps asking gets no loop
+        sent.pop(key, None)  # its copy is gone (a reloaded script, an emptied cache): send it
+        st.rerun()
     selection = getattr(state, "selection", None)
     if not isinstance(selection, dict) or selection.get("revision") != revision:
         return []  # none, or made on an older map (its points meant other texts), or not ours
