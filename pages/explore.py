@@ -64,7 +64,11 @@ result = ui.run_with_status(ws, dataset_id, config)
 if result is None:
     st.stop()
 ui.show_llm_estimate(ws, dataset_id, result, values)
-ui.show_label_fallbacks(result)
+# Streamlit places elements by position: a note that comes and goes above the map would shift
+# every element below it, and the browser would build the map (new WebGL contexts) and every table
+# again. So whatever is shown only sometimes sits in a container that is there on every rerun.
+with st.container():
+    ui.show_label_fallbacks(result)
 
 version = ui.version(result, state)
 edited = ui.memo("edited", version, lambda: ui.edited(result, state))
@@ -104,8 +108,9 @@ def merge_clicked(ids_key: str, name_key: str) -> None:
 
 
 st.title(f"{len(real)} clusters")
-if result.n_clusters != len(real):  # merges, splits and moves change the count
-    st.caption(f"The run found {result.n_clusters}; with your edits there are {len(real)}.")
+with st.container():
+    if result.n_clusters != len(real):  # merges, splits and moves change the count
+        st.caption(f"The run found {result.n_clusters}; with your edits there are {len(real)}.")
 readouts = result.readouts or {}
 cols = st.columns(6)
 cols[0].metric("Rows", f"{result.corpus.n_rows:,}")
@@ -124,8 +129,9 @@ cols[5].metric(
     help=str(readouts.get("stability_measure", "")) + "; 1 = the same clusters every time",
 )
 largest = readouts.get("largest_share")
+notes = st.container()  # the large-cluster fix, its note, stale edits
 if largest is not None and largest > ui.LARGEST_SHARE and len(real) > 1:
-    blob = st.container(border=True)
+    blob = notes.container(border=True)
     blob.warning(
         f"One cluster holds {largest:.0%} of the texts: at these settings the texts barely separate, "
         "so that cluster says little. The fix tries several settings on the current reduction and "
@@ -140,9 +146,9 @@ if largest is not None and largest > ui.LARGEST_SHARE and len(real) > 1:
         help="the same sweep as 'Suggest clustering settings'; only clustering and naming run again",
     )
 if st.session_state.get("fix_blob_note"):
-    st.info(ui.md_escape(st.session_state.pop("fix_blob_note")))
+    notes.info(ui.md_escape(st.session_state.pop("fix_blob_note")))
 for outcome in edited.stale:
-    st.warning(ui.md_escape(outcome.message))
+    notes.warning(ui.md_escape(outcome.message))
 
 with st.container(border=True):
     find.search_box(columns)
@@ -150,8 +156,9 @@ with st.container(border=True):
 view = find.view(result, edited, table, version, runbox.runtime())
 kept = (version, view.filters)  # what depends on the rows the filters keep (not on the search)
 looking = (*kept, find.query())  # what the map, the counts and the tabs show
+shown = st.container()
 if view.filtered:
-    st.text(
+    shown.text(
         f"Showing {int(view.rows.sum()):,} of {len(table):,} rows "
         f"({int(view.texts.sum()):,} of {result.corpus.n_texts:,} distinct texts): the filters above keep them."
     )
@@ -752,12 +759,15 @@ def read_section() -> None:
         )
 
 
-matches_section()
-found_section()
+with st.container():
+    matches_section()
+with st.container():
+    found_section()
 suggest_section()
 views_section()
 clusters_section()
-edit_log_section()
+with st.container():
+    edit_log_section()
 curate.codebook_section(page, runbox.runtime(), read_only=not editable)
 duplicates_panel = st.expander("Near-duplicates", key="duplicates_panel", on_change="rerun")
 if duplicates_panel.open is not False:  # drawn (and its groups read) only while open

@@ -11,7 +11,7 @@ from pathlib import Path
 import plotly
 
 from pages.ui import scatter
-from tests.test_app import assert_healthy, explore_survey, map_figure, texts, warnings
+from tests.test_app import assert_healthy, explore_survey, map_figure, merge, texts, warnings
 
 
 def map_element(at):
@@ -146,3 +146,34 @@ def test_the_figure_goes_to_the_browser_once_per_revision_and_again_only_when_as
 
     at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # a new map: sent
     assert sent(at)["revision"] != first["revision"] and sent(at)["figure"] is not None
+
+
+def map_place(at) -> tuple[int, ...]:
+    """Where the map sits in the page: its position at each level, as Streamlit places it."""
+
+    def find(block, path):
+        for index, child in getattr(block, "children", {}).items():
+            if getattr(child, "type", "") == "bidi_component" and child.proto.id.endswith("-map"):
+                return (*path, index)
+            found = find(child, (*path, index))
+            if found:
+                return found
+        return None
+
+    return find(at.main, ())
+
+
+def test_the_map_keeps_its_place_whether_a_rerun_clustered_or_only_edited(app):
+    """Streamlit places elements by position: a status box there only when the pipeline ran, or a
+    note there only after an edit, moved the map (and every table) down one place, and the browser
+    built them again, with new WebGL contexts, on each slider step after an edit and back."""
+    at = explore_survey(app)
+    place = map_place(at)
+    assert place is not None
+    merge(at, [0, 1], "Both")  # no pipeline run; a note on the count appears
+    assert_healthy(at)
+    assert any("with your edits there are" in c.value for c in at.caption)
+    assert map_place(at) == place
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # the pipeline runs
+    assert_healthy(at)
+    assert map_place(at) == place

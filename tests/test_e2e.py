@@ -297,6 +297,9 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(page.get_by_text(re.compile(rf"^Showing {n_email} of 300 rows"))).to_be_visible()
         page.get_by_role("button", name="channel: email").click()
         expect(page.get_by_text(re.compile(r"^Showing \d+ of 300 rows"))).to_have_count(0)
+        # through the selection, the search, the move and the filter the map stayed the same graph:
+        # nothing that comes and goes above it moved it to a new place (a new graph, new WebGL)
+        assert page.evaluate(f"() => document.querySelector('{graph}').__seen === true")
 
         # a breakdown by that column: a heatmap of the three channels
         page.get_by_role("tab", name="Breakdown").click()

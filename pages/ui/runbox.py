@@ -117,12 +117,16 @@ def saved_result(ws: Workspace, dataset_id: str, state: DatasetState) -> pipelin
 
 
 def run_with_status(ws: Workspace, dataset_id: str, config: PipelineConfig) -> pipeline.Result | None:
-    """Run (or load) the pipeline, showing each stage live in an ``st.status`` box."""
+    """Run (or load) the pipeline, showing each stage live in an ``st.status`` box. The box has
+    a place on every rerun, empty when nothing ran: Streamlit places elements by position, and a
+    box there on a slider step but not after a merge shifted everything below it, so the browser
+    built the map (new WebGL contexts) and every table again on each such change."""
     key = (dataset_id, tuple(sorted(config.flat().items())))
+    place = st.container()
     if st.session_state.get("result_key") == key:
         return st.session_state["result"]
     started = time.monotonic()
-    with st.status("Clustering…", expanded=True) as box:
+    with place.status("Clustering…", expanded=True) as box:
         lines = {stage: box.empty() for stage in STAGES}
         bar = box.progress(0.0)
         for stage in STAGES:
