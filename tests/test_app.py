@@ -563,13 +563,24 @@ def test_export_builds_a_file_only_when_its_button_is_clicked(app, monkeypatch):
         monkeypatch.setattr(
             pipeline.io, name, lambda *a, _f=original, _n=name, **k: built.append(_n) or _f(*a, **k)
         )
+    trees = []  # the cluster tree (1.3 s at 100,000 texts): for the summary's parents and the manifest
+    original_tree = pipeline.result.cluster_tree
+    monkeypatch.setattr(
+        pipeline.result, "cluster_tree", lambda *a, **k: trees.append(1) or original_tree(*a, **k)
+    )
+    pipeline.result._TREES.clear()  # no tree kept from another test's run of the same texts
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)
     at.switch_page("pages/export.py").run()
     assert_healthy(at)
     assert len(at.get("download_button")) == 5 and built == []  # opening the page builds nothing
+    assert trees == []
     workbook = openpyxl.load_workbook(io.BytesIO(app.downloaded(at, "dl_xlsx")))
     assert built == ["excel_bytes"] and workbook.active.max_row == 121
+    summary = pd.read_csv(io.BytesIO(app.downloaded(at, "dl_summary")))
+    manifest = json.loads(app.downloaded(at, "dl_manifest"))
+    assert "parent_id" in summary.columns and manifest["tree"] and manifest["edits"] == []
+    assert trees == [1]  # built once, when asked for, and kept for the second download
 
 
 # ---------------------------------------------------------------------------- bad input
