@@ -831,9 +831,22 @@ def edited_clusters(
     return pd.DataFrame(rows)
 
 
+def _pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (first, second) id pairs that occur, sorted by first then second, as a (2, m) array,
+    and how often each occurs: ``np.unique(np.stack(...), axis=1, return_counts=True)`` through
+    one integer per pair (the axis form sorted rows of a stacked view: 0.3 s per call on 100,000
+    texts, twice on every edit)."""
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    if not len(first):
+        return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    low, span = int(second.min()), int(second.max() - second.min()) + 1
+    codes, counts = np.unique((first - int(first.min())) * span + (second - low), return_counts=True)
+    return np.stack([codes // span + int(first.min()), codes % span + low]), counts
+
+
 def _same_as_run(run: np.ndarray, edited: np.ndarray) -> dict[int, int]:
     """Edited cluster -> the run's cluster with exactly its texts, for those that have one."""
-    pairs = np.unique(np.stack([edited, run]), axis=1)  # (edited id, run id) pairs that occur
+    pairs, _ = _pairs(edited, run)  # (edited id, run id) pairs that occur
     one_source = {int(e): int(r) for e, r in pairs.T if (pairs[0] == e).sum() == 1}
     run_sizes = dict(zip(*np.unique(run, return_counts=True), strict=True))
     edited_sizes = dict(zip(*np.unique(edited, return_counts=True), strict=True))
@@ -922,7 +935,7 @@ def current_ids(result: Result, edited: Edited) -> dict[int, int]:
     whose texts were moved to the unclustered is left out."""
     run, now = result.clustering.labels, edited.labels
     kept = (run >= 0) & (now >= 0)
-    pairs, n = np.unique(np.stack([run[kept], now[kept]]), axis=1, return_counts=True)
+    pairs, n = _pairs(run[kept], now[kept])
     best: dict[int, tuple[int, int]] = {}
     for (r, e), k in zip(pairs.T.tolist(), n.tolist(), strict=True):
         if r not in best or k > best[r][1]:  # pairs come sorted: on a tie the smaller id stays

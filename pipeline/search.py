@@ -572,7 +572,8 @@ def cluster_centroids(result: Result, labels: np.ndarray) -> tuple[np.ndarray, n
     ``labels`` (cluster id per distinct text; the unclustered left out)."""
     from .clustering.ward import group_means
 
-    ids, means = group_means(result.embeddings.vectors, labels, result.corpus.counts)
+    # float32 is plenty for ranking neighbours, and the vectors are float32 already (no copy)
+    ids, means = group_means(result.embeddings.vectors, labels, result.corpus.counts, dtype=np.float32)
     if not len(ids):
         return ids, np.zeros((0, result.embeddings.vectors.shape[1]), dtype=np.float32)
     norms = np.linalg.norm(means, axis=1, keepdims=True)

@@ -880,3 +880,19 @@ def test_an_edit_of_a_kind_this_version_does_not_know_is_reported_not_applied(ro
     assert edited.outcomes[0].message == (
         "no longer applies: recolour 'blue' (an edit this version of Clusterlab does not know)"
     )
+
+
+def test_id_pairs_are_counted_as_numpys_unique_over_stacked_rows_counts_them():
+    """edits._pairs replaces np.unique(np.stack([a, b]), axis=1, return_counts=True) (0.1 s on
+    100,000 texts, twice on every edit): same pairs, same order, same counts, unclustered included."""
+    from pipeline.edits import _pairs
+
+    rng = np.random.default_rng(4)
+    for n in (1, 7, 5_000):
+        first, second = rng.integers(-1, 40, n), rng.integers(-1, 9, n)
+        pairs, counts = _pairs(first, second)
+        expected, expected_counts = np.unique(np.stack([first, second]), axis=1, return_counts=True)
+        np.testing.assert_array_equal(pairs, expected)
+        np.testing.assert_array_equal(counts, expected_counts)
+    empty, none = _pairs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    assert empty.shape == (2, 0) and len(none) == 0

@@ -56,7 +56,9 @@ def _group_sums(rows: np.ndarray, position: np.ndarray, weights: np.ndarray, gro
     import scipy.sparse as sp
 
     keep = np.flatnonzero(position >= 0)
-    member = sp.csr_matrix((weights[keep], (position[keep], keep)), shape=(groups, len(rows)))
+    member = sp.csr_matrix(
+        (weights[keep].astype(rows.dtype), (position[keep], keep)), shape=(groups, len(rows))
+    )
     return np.asarray(member @ rows)
 
 
@@ -73,15 +75,21 @@ def _groups(
 
 
 def group_means(
-    block: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None, chunk: int = 65_536
+    block: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+    chunk: int = 65_536,
+    dtype: type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(group ids, weighted mean row of each group) of ``labels`` (-1 left out), ``chunk`` rows
-    of ``block`` at a time, each as one sparse product (``np.add.at`` over 100,000 x 384 rows
-    took 2-3 s; this, a tenth of a second)."""
+    of ``block`` at a time, each as one sparse product in ``dtype`` (``np.add.at`` over 100,000 x
+    384 rows took 2-3 s). ``np.float32`` on float32 embeddings skips a float64 copy of every
+    chunk (0.44 s of every edit at 100,000 texts for 'Nearest clusters'); the sums across chunks
+    stay float64."""
     ids, position, sizes, weights = _groups(labels, weights)
     sums = np.zeros((len(sizes), block.shape[1]))
     for start in range(0, len(position), chunk):
-        rows = np.asarray(block[start : start + chunk], dtype=np.float64)
+        rows = np.asarray(block[start : start + chunk], dtype=dtype)
         sums += _group_sums(rows, position[start : start + chunk], weights[start : start + chunk], len(sizes))
     return ids, sums / np.maximum(sizes, 1e-12)[:, None]
 
