@@ -834,8 +834,8 @@ def edited_clusters(
 def _pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (first, second) id pairs that occur, sorted by first then second, as a (2, m) array,
     and how often each occurs: ``np.unique(np.stack(...), axis=1, return_counts=True)`` through
-    one integer per pair (the axis form sorted rows of a stacked view: 0.3 s per call on 100,000
-    texts, twice on every edit)."""
+    one integer per pair (the axis form sorts the rows of a stacked view: 0.1 s per call on
+    100,000 texts, twice on every edit; this, 0.005 s)."""
     first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     if not len(first):
         return np.zeros((2, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)

@@ -2,11 +2,12 @@
 //
 // Streamlit calls this function on every render of the element with the latest `data`
 // ({revision, figure: a JSON string or null when this page already got it, script: the URL of
-// plotly.min.js}) and the same `parentElement`. The graph is created once and then updated in place with Plotly.react, so a
-// new clustering or an edit recolours the points of the existing WebGL context instead of
-// building a new one (what st.plotly_chart does whenever its figure changes). A box or lasso
-// selection goes back to Python as the state value `selection`: {revision, points: [[trace,
-// index], ...]}; Python ignores a selection made on an older revision of the map.
+// plotly.min.js}) and the same `parentElement`. The graph is created once and then updated in
+// place with Plotly.react, so a new clustering or an edit recolours the points of the existing
+// WebGL context instead of building a new one (what st.plotly_chart does whenever its figure
+// changes). A box or lasso selection goes back to Python as the state value `selection`:
+// {revision, points: [[trace, index], ...]}; Python ignores a selection made on an older revision
+// of the map. A graph made again without its figure asks for it with the trigger `need`.
 // User text reaches Plotly only as hover text and annotation text, escaped by pipeline.plots.
 
 function loadPlotly(src) {
