@@ -68,9 +68,10 @@ $(APP_STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip check
 	@# compile UMAP's numba code into its on-disk cache now, not during someone's first run
 	$(BIN)/python -m pipeline.warmup $(WARMUP_ARGS)
-	@# the Explore map's plotly.js where Streamlit serves static files (pages/ui/scatter.py
-	@# copies it too, on first use: this is for an install whose folder the server cannot write)
-	mkdir -p static && cp "$$($(BIN)/python -c 'import plotly, pathlib; print(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js")')" static/plotly.min.js
+	@# the Explore map's plotly.js where Streamlit serves static files, by the app's own copy
+	@# (pages/ui/scatter.py does it on first use too: this is for an install whose folder the
+	@# server cannot write)
+	$(BIN)/python -c 'import sys; from pages.ui.scatter import serve_plotly_js; sys.exit(0 if serve_plotly_js() else 1)'
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(APP_STAMP)

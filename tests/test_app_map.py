@@ -72,6 +72,7 @@ def test_plotly_js_is_copied_from_the_plotly_package_or_the_page_is_told_it_cann
     try:
         assert scatter.serve_plotly_js()
         assert filecmp.cmp(source, target, shallow=False)
+        assert target.stat().st_mode & 0o777 == source.stat().st_mode & 0o777  # readable as installed
         target.write_text("half a file")  # an older or broken copy is replaced
         scatter.serve_plotly_js.cache_clear()
         assert scatter.serve_plotly_js() and filecmp.cmp(source, target, shallow=False)

@@ -51,6 +51,9 @@ def serve_plotly_js() -> bool:
             os.close(handle)
             try:
                 shutil.copyfile(source, partial)
+                # mkstemp makes the file readable by its owner only: a server running as another
+                # user than `make install-app` would serve a file it cannot read (no map at all)
+                shutil.copymode(source, partial)
                 os.replace(partial, STATIC_JS)
             finally:
                 with contextlib.suppress(OSError):
