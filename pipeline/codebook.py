@@ -19,6 +19,7 @@ separated by ``|``) or from typed lines (``parse_codebook_text``, one category p
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import search
+from .cache import MISSING, Cache, chain_key
 from .embedders import Embedder
 from .errors import InputError
 from .io import read_table
@@ -56,6 +58,8 @@ CHUNK = 8192  # texts compared with every category at once (8,192 x 5,000 x 4 by
 # its page on every slider move, and embedding a codebook is the slow part
 VECTORS_KEPT = 8
 _VECTORS: Recent[np.ndarray] = Recent(VECTORS_KEPT)
+CACHE_KIND = "codebook"  # the cache folder's entries of category vectors
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -307,13 +311,36 @@ def _too_big(label: str, size: str) -> InputError:
 # --- vectors and assignment ----------------------------------------------------------------------
 
 
-def category_vectors(codebook: Codebook, embedder: Embedder) -> np.ndarray:
+def category_vectors(
+    codebook: Codebook, embedder: Embedder, cache: str | Path | Cache | None = None
+) -> np.ndarray:
     """One unit float32 vector per category: the normalised mean of the normalised embeddings of
     its name, description and examples, each cleaned as the texts were. The last
-    ``VECTORS_KEPT`` codebooks' vectors are kept per embedder identity."""
+    ``VECTORS_KEPT`` codebooks' vectors are kept per embedder identity, and in ``cache`` (the
+    run's cache folder) when one is given: a new process (the app's Export after a restart) then
+    reads them back instead of loading the model."""
     pieces = [tuple(_clean(c.texts)) for c in codebook.categories]
     key = (str(embedder.identity), tuple(pieces))
-    return _VECTORS.get(key, lambda: _category_vectors(pieces, embedder))
+    return _VECTORS.get(key, lambda: _stored_vectors(key, embedder, cache))
+
+
+def _stored_vectors(
+    key: tuple[str, tuple], embedder: Embedder, cache: str | Path | Cache | None
+) -> np.ndarray:
+    store = cache if isinstance(cache, Cache) or cache is None else Cache(cache)
+    entry = chain_key("category vectors", *key)
+    found = store.lookup(CACHE_KIND, entry) if store is not None and store.enabled else MISSING
+    if found is not MISSING:
+        vectors = np.asarray(found, dtype=np.float32)
+        vectors.flags.writeable = False
+        return vectors
+    vectors = _category_vectors(list(key[1]), embedder)
+    if store is not None and store.writable:
+        try:
+            store.get_or_compute(CACHE_KIND, entry, lambda: vectors)
+        except OSError as exc:  # a full disk costs the stored copy, not the answer
+            log.warning("codebook: the category vectors could not be cached (%s)", exc.strerror or exc)
+    return vectors
 
 
 def _category_vectors(pieces: list[tuple[str, ...]], embedder: Embedder) -> np.ndarray:
@@ -436,14 +463,21 @@ class Assignment:
         }
 
 
-def assign(result: Result, codebook: Codebook, embedder: Embedder, threshold: float = 0.0) -> Assignment:
+def assign(
+    result: Result,
+    codebook: Codebook,
+    embedder: Embedder,
+    threshold: float = 0.0,
+    cache: str | Path | Cache | None = None,
+) -> Assignment:
     """Each distinct text of ``result`` gets its closest category of ``codebook`` when their
     cosine reaches ``threshold`` (0: ``auto_threshold``; -1: every text). ``embedder`` must be the
-    one that embedded the texts (``search.run_embedder(result)`` gives it)."""
+    one that embedded the texts (``search.run_embedder(result)`` gives it). ``cache``: where the
+    categories' vectors are kept (``category_vectors``)."""
     _check_identity(result, embedder)
     if not -1.0 <= float(threshold) <= 1.0:
         raise _bad_threshold(threshold)
-    vectors = category_vectors(codebook, embedder)
+    vectors = category_vectors(codebook, embedder, cache)
     search.check_identity(result, embedder, what="the categories", stage=STAGE, dims=vectors.shape[1])
     best, scores, second = nearest(result.embeddings.vectors, vectors)
     if float(threshold) == 0.0:

@@ -164,57 +164,95 @@ def map_spec(
     ``points`` is ``map_frame(...)``'s answer when the caller has it already. The traces are
     built as plain dicts and checked once by Plotly's own schema in a test, not on every call
     (Plotly's validation was most of the time at 10,000 points). A plain dict {"data", "layout"}
-    (numpy arrays inside), for a figure or for the app's map component."""
-    frame, total = points if points is not None else map_frame(result, max_points, labels=labels, names=names)
-    palette = _palette()
+    (numpy arrays inside), for a figure or for the app's map component: ``compose`` of
+    ``map_layers``."""
+    points = points if points is not None else map_frame(result, max_points, labels=labels, names=names)
+    return compose(*map_layers(points, height=height, names_on_map=names_on_map))
+
+
+def map_layers(
+    points: tuple[pd.DataFrame, int], height: int = 600, names_on_map: bool = True
+) -> tuple[dict, dict]:
+    """The map in two parts: ``base``, what the points are (positions, escaped texts, rows: the
+    bulk, 1.8 MB of JSON at 10,000 texts), and ``paint``, what the clustering makes of them (the
+    traces' members as positions in the base, each point's cluster, the clusters' names and
+    colours, the names on the map). An edit or a new clustering of the same points changes only
+    the paint, so the app sends the base once (``pages/ui/scatter.js`` composes them as
+    ``compose`` does)."""
+    return map_base(points[0]), map_paint(points, height, names_on_map)
+
+
+def map_base(frame: pd.DataFrame) -> dict:
+    """``map_layers``' base: the same for every clustering and edit of these points."""
+    return {
+        "x": frame["x"].to_numpy(),
+        "y": frame["y"].to_numpy(),
+        "text": [as_plain_text(t) for t in frame["text"].to_numpy()],  # user text, escaped
+        "rows": frame["rows"].to_numpy(),
+    }
+
+
+def map_paint(points: tuple[pd.DataFrame, int], height: int = 600, names_on_map: bool = True) -> dict:
+    """``map_layers``' paint: the traces, clusters, names and colours over the base's points."""
+    frame, total = points
     ids, keys = frame["cluster_id"].to_numpy(), frame["trace"].to_numpy()
     label_of = dict(zip(ids.tolist(), frame["cluster_label"], strict=True))
-    shown_name = {c: as_plain_text(n if c < 0 else f"{c}: {n}", 40) for c, n in label_of.items()}
-    small = len(frame) > 5000
+    palette = _palette()
     traces = []
     for members in trace_members(frame):
         at = frame.index.get_indexer(members)
-        faded = bool(keys[at[0]] == FADED)
-        part_ids = ids[at]
-        # user text only ever enters through text, escaped; never the template
-        hover = [
-            f"<b>{shown_name[c]}</b><br>{as_plain_text(t)}"
-            for c, t in zip(part_ids.tolist(), frame["text"].to_numpy()[at], strict=True)
-        ]
-        colours = [NOISE_COLOUR if c < 0 else palette[c % len(palette)] for c in part_ids.tolist()]
+        traces.append({"at": at, "ids": ids[at], "faded": bool(keys[at[0]] == FADED)})
+    title = "Map of texts (closer = more similar)"
+    if total > len(frame):
+        title += f": showing a sample of {len(frame):,} of {total:,} points"
+    lit = frame[frame["trace"] != FADED]
+    return {
+        "traces": traces,
+        # keys as strings: the JSON the browser gets has no other kind
+        "names": {str(c): as_plain_text(n if c < 0 else f"{c}: {n}", 40) for c, n in label_of.items()},
+        "colours": {str(c): NOISE_COLOUR if c < 0 else palette[c % len(palette)] for c in label_of},
+        "small": len(frame) > 5000,
+        "layout": {
+            "title": {"text": title},
+            "height": height,
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "showlegend": False,  # the clusters' names are on the map, at their centres
+            "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+            "dragmode": "select",  # a drag selects texts to read; zoom and pan stay in the toolbar
+            "annotations": name_annotations(lit, label_of) if names_on_map else [],
+        },
+    }
+
+
+def compose(base: dict, paint: dict) -> dict:
+    """``map_layers``' two parts as the figure {"data", "layout"}; scatter.js's ``compose`` does
+    the same in the browser (a test holds them equal)."""
+    text = np.asarray(base["text"], dtype=object)
+    small = paint["small"]
+    traces = []
+    for trace in paint["traces"]:
+        at, faded = np.asarray(trace["at"], dtype=np.int64), trace["faded"]
+        ids = [str(c) for c in np.asarray(trace["ids"]).tolist()]
         traces.append(
             {
                 "type": "scattergl",
-                "x": frame["x"].to_numpy()[at],
-                "y": frame["y"].to_numpy()[at],
+                "x": np.asarray(base["x"])[at],
+                "y": np.asarray(base["y"])[at],
                 "mode": "markers",
                 "name": FADED_NAME if faded else "texts",
                 "marker": {
                     "size": (3 if faded else 5) if small else (5 if faded else 7),
-                    "color": NOISE_COLOUR if faded else colours,
+                    "color": NOISE_COLOUR if faded else [paint["colours"][c] for c in ids],
                     "opacity": 0.2 if faded else 0.8,
                 },
-                "text": hover,
-                "customdata": frame["rows"].to_numpy()[at],
+                # user text only ever enters through text, escaped; never the template
+                "text": [f"<b>{paint['names'][c]}</b><br>{t}" for c, t in zip(ids, text[at], strict=True)],
+                "customdata": np.asarray(base["rows"])[at],
                 "hovertemplate": "%{text}<br>rows: %{customdata}<extra></extra>",
             }
         )
-    title = "Map of texts (closer = more similar)"
-    lit = frame[frame["trace"] != FADED]
-    annotations = name_annotations(lit, label_of) if names_on_map else []
-    if total > len(frame):
-        title += f": showing a sample of {len(frame):,} of {total:,} points"
-    layout = {
-        "title": {"text": title},
-        "height": height,
-        "xaxis": {"visible": False},
-        "yaxis": {"visible": False},
-        "showlegend": False,  # the clusters' names are on the map, at their centres
-        "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
-        "dragmode": "select",  # a drag selects texts to read; zoom and pan stay in the toolbar
-        "annotations": annotations,
-    }
-    return {"data": traces, "layout": layout}
+    return {"data": traces, "layout": paint["layout"]}
 
 
 def sizes_figure(result: Result, clusters: pd.DataFrame | None = None):

@@ -122,31 +122,39 @@ def test_imports_are_warmed_once_in_the_background_and_a_broken_one_is_only_logg
     assert "imports for re-clustering warmed" in caplog.text
 
 
-def test_the_figure_goes_to_the_browser_once_per_revision_and_again_only_when_asked(app):
-    """9 MB of JSON at 100,000 texts: a rerun that leaves the map as it is (a selection, a pick)
-    sends only its revision; a browser that lost its copy asks once and gets it again."""
+def test_each_part_of_the_map_goes_to_the_browser_once_and_again_only_when_asked(app):
+    """The base (the points' texts and positions: 9 MB of JSON at 100,000 texts) goes once per set
+    of points, the paint once per clustering and edit state; a rerun that leaves the map as it is
+    (a selection, a pick) sends only the revisions; a browser that lost its copies asks once."""
 
     def sent(at):
-        return json.loads(map_element(at).proto.json)
+        data = json.loads(map_element(at).proto.json)
+        return data, (data["base"] is not None, data["paint"] is not None)
 
     at = explore_survey(app)
-    first = sent(at)
-    assert first["figure"] is not None
+    first, parts = sent(at)
+    assert parts == (True, True) and map_figure(at)["data"]  # (the helper keeps what came)
     select(at, first["revision"], [[0, 0]])  # reruns the map's section: same map
-    again = sent(at)
-    assert again["revision"] == first["revision"] and again["figure"] is None
+    again, parts = sent(at)
+    assert again["revision"] == first["revision"] and parts == (False, False)
     assert selection_lines(at)  # the selection still reads the map it was made on
 
     at.session_state["map"] = {"need": first["revision"]}  # the browser asks for it
     at.run()
     assert_healthy(at)
-    assert sent(at)["figure"] == first["figure"]
+    resent, parts = sent(at)
+    assert parts == (True, True) and (resent["base"], resent["paint"]) == (first["base"], first["paint"])
     at.run()  # asking again for the same revision (a stuck client) starts no loop
     assert_healthy(at)
-    assert sent(at)["figure"] is None
+    assert sent(at)[1] == (False, False)
 
-    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # a new map: sent
-    assert sent(at)["revision"] != first["revision"] and sent(at)["figure"] is not None
+    merge(at, [0, 1], "Both")  # the same points, painted anew: only the paint goes
+    merged, parts = sent(at)
+    assert parts == (False, True) and merged["base_revision"] == first["base_revision"]
+    assert "Both" in json.dumps(map_figure(at)["layout"]["annotations"])
+    at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # a new clustering
+    stepped, parts = sent(at)
+    assert stepped["revision"] not in (first["revision"], merged["revision"]) and parts == (False, True)
 
 
 def map_place(at) -> tuple[int, ...]:

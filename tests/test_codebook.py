@@ -249,6 +249,34 @@ def test_category_vectors_are_the_normalised_mean_of_their_texts(embedder):
     assert codebook.category_vectors(book, embedder) is vectors and len(embedder.calls) == calls  # kept
 
 
+def test_category_vectors_are_read_back_from_the_cache_by_a_new_process(embedder, tmp_path, monkeypatch):
+    """Export in a fresh server process must not load the model (8-10 s) for vectors it made before."""
+    book = Codebook((Category("billing", "refund please"), Category("login", examples=("password reset",))))
+    made = codebook.category_vectors(book, embedder, cache=tmp_path)
+    monkeypatch.setattr(codebook, "_VECTORS", type(codebook._VECTORS)(codebook.VECTORS_KEPT))  # a new process
+    no_model = FakeEmbedder(dim=embedder.dim)  # the same identity as `embedder` ...
+    no_model.encode = lambda texts: pytest.fail(
+        "the model was loaded for vectors in the cache"
+    )  # ... no model
+    again = codebook.category_vectors(book, no_model, cache=tmp_path)
+    assert np.array_equal(again, made) and not again.flags.writeable
+    other = Codebook((Category("billing"),))  # another codebook is not read from the first one's entry
+    with pytest.raises(pytest.fail.Exception):
+        codebook.category_vectors(other, no_model, cache=tmp_path)
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_vectors(embedder, tmp_path, monkeypatch):
+    """A full disk costs the stored copy, never the answer."""
+    book = Codebook((Category("billing"), Category("login")))
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(codebook.Cache, "get_or_compute", full)
+    vectors = codebook.category_vectors(book, embedder, cache=tmp_path)
+    assert vectors.shape == (2, embedder.dim)
+
+
 def test_preview_at_another_threshold_equals_assigning_at_it(result, embedder, monkeypatch):
     found = assign(result, BOOK, embedder, threshold=0.3)
     # the preview computes no cosine and embeds nothing

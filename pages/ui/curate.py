@@ -226,7 +226,13 @@ def assignment(page: Page, runtime: pipeline.Runtime) -> codebook.Assignment | N
     return memo(
         "codebook",
         key,
-        lambda: codebook.assign(page.result, book, search.run_embedder(page.result, runtime), 0.0),
+        lambda: codebook.assign(
+            page.result,
+            book,
+            search.run_embedder(page.result, runtime),
+            0.0,
+            cache=page.ws.cache_dir(page.dataset_id),  # read back after a restart: no model to load
+        ),
     )
 
 

@@ -1,13 +1,17 @@
 // The Explore map: one Plotly graph that stays mounted across Streamlit reruns.
 //
 // Streamlit calls this function on every render of the element with the latest `data`
-// ({revision, figure: a JSON string or null when this page already got it, script: the URL of
-// plotly.min.js}) and the same `parentElement`. The graph is created once and then updated in
-// place with Plotly.react, so a new clustering or an edit recolours the points of the existing
-// WebGL context instead of building a new one (what st.plotly_chart does whenever its figure
-// changes). A box or lasso selection goes back to Python as the state value `selection`:
-// {revision, points: [[trace, index], ...]}; Python ignores a selection made on an older revision
-// of the map. A graph made again without its figure asks for it with the trigger `need`.
+// ({revision, paint, base_revision, base, script}) and the same `parentElement`. The map comes in
+// two parts (pipeline/plots.py, map_layers): `base`, the points (positions, escaped texts, rows),
+// and `paint`, what the clustering makes of them (each trace's members as positions in the base,
+// the points' clusters, the clusters' names and colours, the layout); each is a JSON string, or
+// null when this page got that revision already. `compose` joins them into the figure, as
+// plots.compose does in Python. The graph is created once and then updated in place with
+// Plotly.react, so a new clustering or an edit recolours the points of the existing WebGL context
+// instead of building a new one (what st.plotly_chart does whenever its figure changes). A box or
+// lasso selection goes back to Python as the state value `selection`: {revision, points: [[trace,
+// index], ...]}; Python ignores a selection made on an older revision of the map. A graph made
+// again without its parts asks for them with the trigger `need`.
 // User text reaches Plotly only as hover text and annotation text, escaped by pipeline.plots.
 
 function loadPlotly(src) {
@@ -27,13 +31,50 @@ function loadPlotly(src) {
   return window.__clusterlabPlotly;
 }
 
-// The figures this page got, by revision: Python sends a figure once per revision (it is 9 MB of
-// JSON at 100,000 texts) and then only its revision, so a graph made again (the Map tab opened
-// again, Explore opened again) draws from here. Two are kept: the current one and the one before.
-const FIGURES_KEPT = 2;
-function figures() {
-  if (!window.__clusterlabFigures) window.__clusterlabFigures = new Map();
-  return window.__clusterlabFigures;
+// The parts this page got, by revision: Python sends each once (the base is 9 MB of JSON at
+// 100,000 texts) and then only its revision, so a graph made again (the Map tab opened again,
+// Explore opened again) draws from here. Two of each are kept: the current one and the one before.
+const KEPT = 2;
+function kept(name) {
+  if (!window[name]) window[name] = new Map();
+  return window[name];
+}
+function keep(store, revision, value) {
+  store.delete(revision);
+  store.set(revision, value);
+  while (store.size > KEPT) store.delete(store.keys().next().value);
+}
+
+// The figure of a base and a paint: plots.compose's twin (tests/test_e2e.py holds them equal).
+export function compose(base, paint) {
+  const data = paint.traces.map((trace) => {
+    const at = trace.at, n = at.length, faded = trace.faded;
+    const x = new Array(n), y = new Array(n), text = new Array(n), rows = new Array(n);
+    const colour = faded ? null : new Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = at[i], c = String(trace.ids[i]);
+      x[i] = base.x[j];
+      y[i] = base.y[j];
+      rows[i] = base.rows[j];
+      text[i] = "<b>" + paint.names[c] + "</b><br>" + base.text[j];
+      if (colour) colour[i] = paint.colours[c];
+    }
+    return {
+      type: "scattergl",
+      x, y,
+      mode: "markers",
+      name: faded ? "not matching the search" : "texts",
+      marker: {
+        size: faded ? (paint.small ? 3 : 5) : (paint.small ? 5 : 7),
+        color: faded ? "#b8b8b8" : colour,
+        opacity: faded ? 0.2 : 0.8,
+      },
+      text,
+      customdata: rows,
+      hovertemplate: "%{text}<br>rows: %{customdata}<extra></extra>",
+    };
+  });
+  return { data, layout: paint.layout };
 }
 
 export default function (component) {
@@ -47,22 +88,19 @@ export default function (component) {
   }
   if (!data || graph.dataset.revision === data.revision) return; // nothing new to draw
   const revision = data.revision;
-  const kept = figures();
-  if (data.figure) {
-    kept.delete(revision);
-    kept.set(revision, data.figure);
-    while (kept.size > FIGURES_KEPT) kept.delete(kept.keys().next().value);
-  }
-  const text = data.figure || kept.get(revision);
-  if (!text) {
-    setTriggerValue("need", revision); // Python sends it with the next run
+  const bases = kept("__clusterlabBases"), paints = kept("__clusterlabFigures");
+  if (data.base) keep(bases, data.base_revision, JSON.parse(data.base)); // parsed once, kept parsed
+  if (data.paint) keep(paints, revision, data.paint);
+  const base = bases.get(data.base_revision), paint = paints.get(revision);
+  if (!base || !paint) {
+    setTriggerValue("need", revision); // Python sends both with the next run
     return;
   }
   graph.dataset.pending = revision;
   loadPlotly(data.script)
     .then((Plotly) => {
       if (graph.dataset.pending !== revision) return; // a newer render came meanwhile
-      const figure = JSON.parse(text);
+      const figure = compose(base, JSON.parse(paint));
       figure.layout.uirevision = "map"; // keep the reader's zoom and pan across updates
       figure.layout.font = { family: '"Source Sans", "Source Sans Pro", sans-serif' };
       return Plotly.react(graph, figure.data, figure.layout, {

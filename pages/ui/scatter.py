@@ -1,11 +1,12 @@
 """The Explore map as a component that stays mounted (``scatter.js``), so a new clustering or an
-edit updates its points in place.
+edit updates its points in place, and only what changed goes to the browser.
 
 ``st.plotly_chart`` hashes its figure into the element's identity: every figure change (the
 colours after a slider step, a name after a merge) makes a new element, and the browser builds a
 new graph and new WebGL contexts for it, which in a browser drawing WebGL in software (no GPU) was
 seconds of every slider step, merge and undo. This component is keyed by name only; its data is
-the figure as JSON plus a revision, and the browser calls ``Plotly.react`` on the graph it has.
+the map in two parts (``plots.map_layers``: the points' base and the clustering's paint), each
+as JSON with its revision, and the browser calls ``Plotly.react`` on the graph it has.
 
 plotly.js itself comes from the installed ``plotly`` package (the same file ``--plots`` embeds in
 its HTML), served by Streamlit's static file serving (``server.enableStaticServing``) from
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -31,7 +33,7 @@ log = logging.getLogger("clusterlab.app")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py: Streamlit serves its static/
 STATIC_JS = ROOT / "static" / "plotly.min.js"
 SCRIPT_URL = "./app/static/plotly.min.js"  # relative: right under a proxy's base path too
-SENT = "_map_sent"  # session state: {map key: the revision whose figure this browser got}
+SENT = "_map_sent"  # session state: {map key (+ ":base"): the revision of the part this browser got}
 ASKED = "_map_asked"  # session state: {map key: the revision the browser asked for again}
 
 
@@ -73,43 +75,59 @@ _map = st.components.v2.component(
 
 
 def figure_json(spec: dict) -> str:
-    """``plots.map_spec``'s dict (numpy arrays inside) as the JSON the component draws."""
+    """A dict of ``plots`` (numpy arrays inside: ``map_base``, ``map_paint``) as JSON."""
     import plotly.io
 
     return plotly.io.to_json(spec, validate=False, engine="json")
 
 
-def scatter_map(figure: str, revision: str, key: str = "map") -> list[dict]:
-    """Draw ``figure`` (``figure_json``) and return the points selected on this revision of
-    it, in st.plotly_chart's shape ([{"curve_number", "point_index"}]). Where plotly.js cannot be
-    served, with st.plotly_chart."""
+def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: str = "map") -> list[dict]:
+    """Draw the map of ``base`` and ``paint`` (``plots.map_layers`` as ``figure_json``) and
+    return the points selected on this revision of it, in st.plotly_chart's shape
+    ([{"curve_number", "point_index"}]). Where plotly.js cannot be served, with st.plotly_chart.
+
+    Each part goes to the browser once per revision: the base (9 MB of JSON at 100,000 texts)
+    once per set of points, the paint (a few hundred kB) once per clustering and edit state.
+    Reruns that change nothing on the map (a selection, a pick, a tab) send only the revisions,
+    and the browser draws what it keeps (scatter.js). A browser without them asks ("need") once."""
     if not serve_plotly_js():
         import plotly.io
 
+        from pipeline import plots
+
+        figure = plots.compose(json.loads(base), json.loads(paint))
         event = st.plotly_chart(
-            plotly.io.from_json(figure, skip_invalid=True),
+            plotly.io.from_json(figure_json(figure), skip_invalid=True),
             width="stretch",
             on_select="rerun",
             key=key,
             selection_mode=("points", "box", "lasso"),
         )
         return (event.get("selection") or {}).get("points", [])
-    # the figure goes to the browser once per revision (9 MB of JSON at 100,000 texts): reruns
-    # that change nothing on the map (a selection, a pick, a tab) send only its revision, and the
-    # browser draws what it keeps (scatter.js). A browser without it asks ("need") once.
     sent, asked = st.session_state.setdefault(SENT, {}), st.session_state.setdefault(ASKED, {})
-    send = sent.get(key) != revision
+    send_paint = sent.get(key) != revision
+    send_base = sent.get(key + ":base") != base_revision
     state = _map(
         key=key,
-        data={"revision": revision, "figure": figure if send else None, "script": SCRIPT_URL},
+        data={
+            "revision": revision,
+            "paint": paint if send_paint else None,
+            "base_revision": base_revision,
+            "base": base if send_base else None,
+            "script": SCRIPT_URL,
+        },
         on_selection_change=lambda: None,  # a selection reruns the map's fragment
         on_need_change=lambda: None,
     )
-    if send:
-        sent[key] = revision
-    elif getattr(state, "need", None) == revision and asked.get(key) != revision:
+    sent[key], sent[key + ":base"] = revision, base_revision
+    if (
+        not (send_paint or send_base)
+        and getattr(state, "need", None) == revision
+        and asked.get(key) != revision
+    ):
         asked[key] = revision  # once per revision: a browser that keeps asking gets no loop
-        sent.pop(key, None)  # its copy is gone (a reloaded script, an emptied cache): send it
+        sent.pop(key, None)  # its copies are gone (a reloaded script, an emptied cache): send them
+        sent.pop(key + ":base", None)
         st.rerun()
     selection = getattr(state, "selection", None)
     if not isinstance(selection, dict) or selection.get("revision") != revision:
