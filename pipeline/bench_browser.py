@@ -461,7 +461,7 @@ def undo_merge(app: AppPage, rep: int) -> Outcome:
     if undo.is_disabled():
         raise NotThisRound("Undo is disabled: the app shows no edit to undo")
     before = app.cluster_count()
-    step = app.timed(lambda: undo.click())
+    step = app.timed(lambda: click_and_leave(app, undo))
     after = app.cluster_count()
     ok = before is not None and after == before + 1
     return Outcome(step, ok, f"{before} -> {after} clusters")
@@ -559,6 +559,13 @@ def open_options(app: AppPage, combo, tries: int = 3) -> list[str]:
             texts = [t.strip() for t in options.all_inner_texts()]
             return [t for t in texts if CLUSTER_OPTION.match(t)]
     raise Missing("option")
+
+
+def click_and_leave(app: AppPage, button) -> None:
+    """Click ``button`` and move the pointer off it, as a person does: left on a button with help
+    text, it opens the tooltip a second later, a change of the page that is no one's wait."""
+    button.click()
+    app.page.mouse.move(1, 1)
 
 
 def click_option(app: AppPage, text: str) -> None:

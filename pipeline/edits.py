@@ -47,7 +47,7 @@ from .clustering.base import Points
 from .config import ClusterParams
 from .context import detached
 from .errors import ConfigError, InputError, StageError
-from .result import Result
+from .result import Result, names_per_row
 from .stages import label as label_stage
 from .types import NOISE_LABEL
 
@@ -766,10 +766,7 @@ def edited_table(result: Result, edited: Edited) -> pd.DataFrame:
     safe = np.where(has_text, index, 0)
     ids = edited.labels[safe]
     table["cluster_id"] = pd.arrays.IntegerArray(ids.astype(np.int64), ~has_text)
-    table["cluster_label"] = pd.array(
-        [edited.names.get(int(c)) if ok else None for c, ok in zip(ids, has_text, strict=True)],
-        dtype="string",
-    )
+    table["cluster_label"] = names_per_row(ids, has_text, edited.names)
     if "tags" in table.columns:  # an input column of that name keeps its values under another
         table = table.rename(columns={"tags": _free_column(table.columns, "tags_input")})
     joined = np.full(len(edited.labels), "", dtype=object)

@@ -44,28 +44,39 @@ def map_frame(
     map; ``highlight`` (a mask, e.g. a search's matches) puts the rest in one faint trace, and a
     sample keeps every highlighted point it can."""
     names = names if names is not None else result.labels.label_of()
-    labels = labels if labels is not None else result.clustering.labels
-    points = pd.DataFrame(
-        {
-            "x": result.projection.layout[:, 0],
-            "y": result.projection.layout[:, 1],
-            "cluster_id": labels,
-            "cluster_label": [names.get(int(c), "") for c in labels],
-            "text": result.corpus.texts,
-            "rows": result.corpus.counts,
-        }
-    )
-    lit = np.ones(len(points), dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
-    points["trace"] = np.where(lit, points["cluster_id"].to_numpy(), FADED)
-    if shown is not None:
-        points = points[np.asarray(shown, dtype=bool)]
-    total = len(points)
+    labels = np.asarray(labels if labels is not None else result.clustering.labels)
+    lit = np.ones(len(labels), dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
+    # which points first, then their columns: at 100,000 texts building every column of every
+    # text and sampling after was 0.2 s of each edit and slider step
+    index = np.arange(len(labels)) if shown is None else np.flatnonzero(np.asarray(shown, dtype=bool))
+    total = len(index)
     if total > max_points:
         rng = np.random.default_rng(seed)
-        first = np.flatnonzero(lit[points.index])[:max_points]  # highlighted points first
-        rest = np.setdiff1d(np.arange(total), first)
-        keep = np.concatenate([first, rng.choice(rest, size=max_points - len(first), replace=False)])
-        points = points.iloc[np.sort(keep)]
+        first = np.flatnonzero(lit[index])[:max_points]  # highlighted points first
+        rest = np.ones(total, dtype=bool)
+        rest[first] = False
+        keep = np.concatenate(
+            [first, rng.choice(np.flatnonzero(rest), size=max_points - len(first), replace=False)]
+        )
+        index = index[np.sort(keep)]
+    ids = labels[index]
+    found, inverse = np.unique(ids, return_inverse=True)
+    points = pd.DataFrame(
+        {
+            "x": result.projection.layout[index, 0],
+            "y": result.projection.layout[index, 1],
+            "cluster_id": ids,
+            "cluster_label": np.array([names.get(int(c), "") for c in found], dtype=object)[
+                inverse.reshape(-1)
+            ],
+            "text": pd.Series(
+                np.asarray(result.corpus.texts, dtype=object)[index], index=index, dtype=object
+            ),
+            "rows": np.asarray(result.corpus.counts)[index],
+            "trace": np.where(lit[index], ids, FADED),
+        },
+        index=index,
+    )
     return points, total
 
 
@@ -196,7 +207,8 @@ def map_paint(points: tuple[pd.DataFrame, int], height: int = 600, names_on_map:
     """``map_layers``' paint: the traces, clusters, names and colours over the base's points."""
     frame, total = points
     ids, keys = frame["cluster_id"].to_numpy(), frame["trace"].to_numpy()
-    label_of = dict(zip(ids.tolist(), frame["cluster_label"], strict=True))
+    found, first = np.unique(ids, return_index=True)  # one name per cluster, not per point
+    label_of = dict(zip(found.tolist(), frame["cluster_label"].iloc[first].tolist(), strict=True))
     palette = _palette()
     traces = []
     for members in trace_members(frame):

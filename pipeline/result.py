@@ -63,6 +63,15 @@ class StageStat:
     steps: tuple[tuple[str, float], ...] = ()  # named parts of computing it ("loading the model")
 
 
+def names_per_row(ids: np.ndarray, has_text: np.ndarray, names: dict[int, str]) -> pd.arrays.StringArray:
+    """Each row's cluster name (``names[id]``; missing where the row has no text or the id no
+    name), looked up once per cluster rather than once per row (0.1 s of each edit at 100,000)."""
+    found, inverse = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+    values = np.array([names.get(int(c)) for c in found], dtype=object)[inverse.reshape(-1)]
+    values[~np.asarray(has_text, dtype=bool)] = None
+    return pd.array(values, dtype="string")
+
+
 @dataclass(frozen=True)
 class Result:
     """Everything a run made. Nothing is thrown away, so re-clustering never needs the file again."""
@@ -144,10 +153,7 @@ class Result:
 
         labels = self.clustering.labels
         frame["cluster_id"] = ints(labels)
-        frame["cluster_label"] = pd.array(
-            [names.get(int(c)) if ok else None for c, ok in zip(labels[safe], has_text, strict=True)],
-            dtype="string",
-        )
+        frame["cluster_label"] = names_per_row(labels[safe], has_text, names)
         frame["cluster_probability"] = floats(self.clustering.probabilities, 4)
         frame["raw_cluster_id"] = ints(self.clustering.raw_labels)
         frame["x"] = floats(self.projection.layout[:, 0], 5)
