@@ -36,11 +36,12 @@ page is idle when the script state is ``notRunning`` and, for ``QUIET_S``, nothi
 no state change, no DOM mutation, no long task. The time reported is from the action's first
 input event to the last of those changes, so the quiet wait itself is not counted, a second
 script run (``st.rerun()`` after a merge) is, and so is the browser drawing what the run sent.
-One kind of change waits for quiet but does not end the time: a change inside a ``<canvas>``.
-What a canvas holds is fallback content the browser never draws; Streamlit's data grids keep
-their cells there for screen readers and fill them in 0.1-0.3 s after drawing the grid. Their
-end is reported apart (the ``hidden`` column: to the last change of any kind); a change of the
-canvas element itself (its size) counts.
+Changes that are never drawn wait for quiet but do not end the time: a change inside a
+``<canvas>`` (fallback content; Streamlit's data grids keep their cells there for screen readers
+and fill them in 0.1-0.3 s after drawing the grid) and one inside a live region for screen
+readers that is at most 1 px wide or high (a select's "31 options available", cleared half a
+second after the list changed). Their end is reported apart (the ``hidden`` column: to the last
+change of any kind); a change of the canvas element itself (its size) counts.
 A rerun too fast to be seen still leaves its transitions in the log (they are recorded in the
 page, not polled); an action that reruns nothing (typing inside a form) ends when its own DOM
 changes end, after a grace of ``GRACE_S`` for a run to start. ``QUIET_S`` is the one
@@ -247,13 +248,18 @@ INSTRUMENT_JS = """() => {
     const value = state();
     if (value !== s.log[s.log.length - 1][1]) s.log.push([performance.now(), value]);
   }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-  // what is inside a <canvas> is fallback content, never drawn (a data grid keeps its cells there
-  // for screen readers, updated a while after it has drawn them): timed apart, as `hidden`
+  // never drawn, so timed apart (as `hidden`): what is inside a <canvas>, fallback content (a data
+  // grid keeps its cells there for screen readers, updated a while after it has drawn them), and
+  // what is inside a screen-reader-only live region (1 px wide: a select's "31 options available")
   const hidden = (r) => {
     const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
     if (!el) return false;
     if (el.tagName === 'CANVAS') return r.type === 'childList';  // its own size is drawn
-    return el.closest('canvas') !== null;
+    if (el.closest('canvas') !== null) return true;
+    const live = el.closest('[aria-live]');
+    if (live === null) return false;
+    const box = live.getBoundingClientRect();
+    return box.width <= 1 || box.height <= 1;
   };
   new MutationObserver((records) => {
     const now = performance.now();
@@ -565,7 +571,10 @@ def click_and_leave(app: AppPage, button) -> None:
     """Click ``button`` and move the pointer off it, as a person does: left on a button with help
     text, it opens the tooltip a second later, a change of the page that is no one's wait."""
     button.click()
-    app.page.mouse.move(1, 1)
+    size = app.page.viewport_size or {"width": 1400, "height": 1000}
+    # to the main column's right margin: the top left corner is the sidebar, which shows its
+    # collapse button under the pointer
+    app.page.mouse.move(size["width"] - 4, size["height"] // 2)
 
 
 def click_option(app: AppPage, text: str) -> None:

@@ -397,6 +397,8 @@ def test_two_workspaces_at_once_stay_apart(browser, app_url):
 
 IDLE_PAGE = """<div data-testid="stApp" data-test-script-state="notRunning">
 <p id="shown">drawn</p><canvas id="grid" width="40" height="20"><table><tr><td id="cell">a</td></tr></table></canvas>
+<div style="position: absolute; width: 1px; height: 1px; overflow: hidden"><div id="said" aria-live="polite"></div></div>
+<div id="toast" aria-live="polite" style="width: 200px"></div>
 </div>"""
 
 
@@ -428,6 +430,22 @@ def test_the_benchmark_times_what_is_drawn_and_reports_fallback_content_apart(br
             expect_run=False,
         )
         assert resized.seconds >= 0.7  # a canvas's size is drawn
+        said = app.timed(
+            lambda: page.evaluate(
+                later,
+                "document.getElementById('shown').textContent = 'again';"
+                "setTimeout(() => { document.getElementById('said').textContent = '31 options'; }, 600)",
+            ),
+            expect_run=False,
+        )
+        assert said.seconds < 0.5 and said.hidden_s >= 0.7  # for screen readers only: apart
+        toast = app.timed(
+            lambda: page.evaluate(
+                later, "setTimeout(() => { document.getElementById('toast').textContent = 'Saved'; }, 600)"
+            ),
+            expect_run=False,
+        )
+        assert toast.seconds >= 0.7  # a live region that is drawn counts
     finally:
         page.close()
 
