@@ -569,7 +569,7 @@ def open_options(app: AppPage, combo, tries: int = 3) -> list[str]:
 
 def click_and_leave(app: AppPage, button) -> None:
     """Click ``button`` and move the pointer off it, as a person does: left on a button with help
-    text, it opens the tooltip a second later, a change of the page that is no one's wait."""
+    text it can open the tooltip, a change of the page that is no one's wait."""
     button.click()
     size = app.page.viewport_size or {"width": 1400, "height": 1000}
     # to the main column's right margin: the top left corner is the sidebar, which shows its

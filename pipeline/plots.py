@@ -185,7 +185,7 @@ def map_layers(
     points: tuple[pd.DataFrame, int], height: int = 600, names_on_map: bool = True
 ) -> tuple[dict, dict]:
     """The map in two parts: ``base``, what the points are (positions, escaped texts, rows: the
-    bulk, 1.8 MB of JSON at 10,000 texts), and ``paint``, what the clustering makes of them (the
+    bulk, 1.0 MB of JSON at 10,000 texts, 5.1 MB at 100,000), and ``paint``, what the clustering makes of them (the
     traces' members as positions in the base, each point's cluster, the clusters' names and
     colours, the names on the map). An edit or a new clustering of the same points changes only
     the paint, so the app sends the base once (``pages/ui/scatter.js`` composes them as

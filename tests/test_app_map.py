@@ -123,7 +123,7 @@ def test_imports_are_warmed_once_in_the_background_and_a_broken_one_is_only_logg
 
 
 def test_each_part_of_the_map_goes_to_the_browser_once_and_again_only_when_asked(app):
-    """The base (the points' texts and positions: 9 MB of JSON at 100,000 texts) goes once per set
+    """The base (the points' texts and positions: 5 MB of JSON at 100,000 texts) goes once per set
     of points, the paint once per clustering and edit state; a rerun that leaves the map as it is
     (a selection, a pick) sends only the revisions; a browser that lost its copies asks once."""
 

@@ -31,7 +31,7 @@ function loadPlotly(src) {
   return window.__clusterlabPlotly;
 }
 
-// The parts this page got, by revision: Python sends each once (the base is 9 MB of JSON at
+// The parts this page got, by revision: Python sends each once (the base is 5 MB of JSON at
 // 100,000 texts) and then only its revision, so a graph made again (the Map tab opened again,
 // Explore opened again) draws from here. Two of each are kept: the current one and the one before.
 const KEPT = 2;

@@ -86,8 +86,8 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
     return the points selected on this revision of it, in st.plotly_chart's shape
     ([{"curve_number", "point_index"}]). Where plotly.js cannot be served, with st.plotly_chart.
 
-    Each part goes to the browser once per revision: the base (9 MB of JSON at 100,000 texts)
-    once per set of points, the paint (a few hundred kB) once per clustering and edit state.
+    Each part goes to the browser once per revision: the base (5 MB of JSON at 100,000 texts)
+    once per set of points, the paint (0.5 MB) once per clustering and edit state.
     Reruns that change nothing on the map (a selection, a pick, a tab) send only the revisions,
     and the browser draws what it keeps (scatter.js). A browser without them asks ("need") once."""
     if not serve_plotly_js():
