@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import OUTPUT_COLUMNS
+from pipeline.bench_browser import AppPage
 from tests.browser import CHROMIUM, chromium_available, launch_chromium, streamlit_server
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -230,6 +231,13 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         expect(slider).to_have_value("9")
         page.wait_for_function(f"() => document.querySelector('{graph}').dataset.revision !== '{drawn}'")
         assert page.evaluate(f"() => document.querySelector('{graph}').__seen === true")
+        # WebGL drawn at the screen's pixel ratio, not plotly.js's 2x for image export (4 times the
+        # pixels at every redraw and every step of a box drag)
+        ratio = page.evaluate(
+            f"() => {{ const c = document.querySelector('{graph} canvas.gl-canvas-context');"
+            " return [c.width / c.clientWidth, window.devicePixelRatio]; }"
+        )
+        assert ratio[0] == pytest.approx(max(1, ratio[1]), rel=0.02)
 
         # a box dragged over the map lists the texts under it, with their clusters
         picked = page.get_by_text(re.compile(r"^[\d,]+ texts selected \([\d,]+ rows\) in \d+ clusters?$"))
@@ -271,7 +279,9 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         assert traces[0][0] == "not matching the search" and 0 < traces[1][1] <= n_refund, traces
 
         # curate what the search found: move it to a new cluster, then tag it (both in the edit log)
-        page.get_by_text("Move or tag the texts the search found", exact=True).click()
+        # opening the panel reruns the page: a form filled while that run redraws it loses the click,
+        # so the page is let go idle first (the benchmark's own wait)
+        AppPage(page).act(page.get_by_text("Move or tag the texts the search found", exact=True).click)
         panel = page.locator('[data-testid="stExpander"]', has_text="Move or tag the texts the search found")
         expect(panel.get_by_text(re.compile(rf"\({n_refund} rows\)"))).to_be_visible()
         panel.get_by_role("textbox", name="Name of the new cluster").fill("Refund requests")
@@ -406,7 +416,6 @@ def test_the_benchmark_times_what_is_drawn_and_reports_fallback_content_apart(br
     """The benchmark's idle rule (bench_browser.INSTRUMENT_JS) in Chromium: a change inside a
     canvas (fallback content, never drawn: a data grid's cells for screen readers) waits for quiet
     but does not end the time; the canvas's own size does, like any change outside it."""
-    from pipeline.bench_browser import AppPage
 
     page = browser.new_page()
     try:

@@ -106,6 +106,10 @@ export default function (component) {
       return Plotly.react(graph, figure.data, figure.layout, {
         displaylogo: false,
         responsive: true,
+        // the screen's own pixel ratio: plotly.js draws WebGL at 2x by default (its setting for
+        // image export), 4 times the pixels on a screen of ratio 1, every redraw and every step
+        // of a box drag; in a browser drawing WebGL in software that was most of a selection
+        plotGlPixelRatio: Math.min(4, Math.max(1, window.devicePixelRatio || 1)),
       }).then(() => {
         graph.dataset.revision = revision;
         graph.removeAttribute("data-error");
