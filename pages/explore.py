@@ -6,8 +6,6 @@ fragment: using it reruns that section alone. Figures and tables are built once 
 edit state (``ui.memo``), not on every rerun.
 """
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -16,6 +14,7 @@ from pages import ui
 from pages.ui import curate, find, runbox, scatter
 from pages.ui.duplicates import near_duplicates_section
 from pipeline import InputError, PipelineError, facets, plots, search
+from pipeline.cache import array_digest
 from pipeline.clustering.sweep import suggest_settings
 from pipeline.edits import (
     cluster_rows,
@@ -271,8 +270,8 @@ def selection_panel(texts: np.ndarray) -> None:
 
 def map_base_key(frame: pd.DataFrame) -> tuple:
     """What the map's base depends on: the texts, their layout and which of them are drawn."""
-    drawn = hashlib.sha256(np.ascontiguousarray(frame.index.to_numpy(), dtype=np.int64).tobytes())
-    return result.keys.get("corpus"), result.keys.get("projection"), drawn.hexdigest()
+    drawn = array_digest(frame.index.to_numpy(), np.int64)
+    return result.keys.get("corpus"), result.keys.get("projection"), drawn
 
 
 def map_view() -> None:
@@ -674,7 +673,7 @@ def presence_key(labels: np.ndarray, cid: int) -> str:
     each at 10,000 texts, where the edit log's version as key recomputed it)."""
     labels = np.asarray(labels)
     where = (labels >= 0).astype(np.int8) + (labels == cid).astype(np.int8)
-    return hashlib.sha256(where.tobytes()).hexdigest()
+    return array_digest(where)
 
 
 @st.fragment

@@ -325,7 +325,7 @@ class Missing(Exception):
 class Step:
     """One timed action: seconds from its first input event to idle, to the end of the last
     script run (None: no run) and to the last change of content never drawn (``hidden_s``: inside
-    a canvas), and how many script runs it took."""
+    a canvas or a screen-reader-only live region), and how many script runs it took."""
 
     seconds: float
     runs: int

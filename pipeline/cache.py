@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import joblib
+import numpy as np
 from joblib import numpy_pickle
 from joblib._store_backends import FileSystemStoreBackend
 
@@ -171,6 +172,11 @@ def chain_key(*parts: Any) -> str:
 
     blob = json.dumps([norm(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def array_digest(values: Any, dtype: Any = None) -> str:
+    """sha256 of an array's values (as ``dtype`` when given), for keys of what is computed from it."""
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=dtype).tobytes()).hexdigest()
 
 
 def texts_digest(texts: Iterable[str]) -> str:

@@ -29,7 +29,6 @@ point stands for each text.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import Cache, chain_key, texts_digest
+from .cache import Cache, array_digest, chain_key, texts_digest
 from .config import MIN_NEAR_DUPLICATES
 from .errors import InputError
 from .types import Corpus, Embeddings
@@ -166,7 +165,7 @@ def group_weights(groups: Groups, counts: np.ndarray) -> np.ndarray:
 def groups_key(corpus: Corpus, embeddings: Embeddings, threshold: float) -> str:
     """The cache key of a corpus's groups: its texts and rows per text, the model, the threshold
     (the texts are hashed, not the 100,000 x 384 vectors)."""
-    counts = hashlib.sha256(np.ascontiguousarray(corpus.counts, dtype=np.int64).tobytes()).hexdigest()
+    counts = array_digest(corpus.counts, np.int64)
     return chain_key(
         "near_duplicates", VERSION, embeddings.model, float(threshold), texts_digest(corpus.texts), counts
     )

@@ -30,7 +30,6 @@ of the result and of the edits before them, in log order: the same log gives the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from .cache import Cache
+from .cache import Cache, array_digest
 from .clustering import clusterer
 from .clustering.assign import assign_by_neighbours
 from .clustering.base import Points
@@ -870,7 +869,7 @@ def _summaries(
     ``labels``, from the label stage's own summary; remembered by the result's labels
     key and the labels."""
     run = result.keys.get("labels")
-    digest = hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
+    digest = array_digest(labels, np.int64)
     if run is not None and (run, digest) in _SUMMARIES:
         return _SUMMARIES[run, digest]
     clustering = dataclasses.replace(result.clustering, labels=np.asarray(labels, dtype=np.int64))

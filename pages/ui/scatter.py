@@ -91,13 +91,12 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
     Reruns that change nothing on the map (a selection, a pick, a tab) send only the revisions,
     and the browser draws what it keeps (scatter.js). A browser without them asks ("need") once."""
     if not serve_plotly_js():
-        import plotly.io
+        import plotly.graph_objects as go
 
         from pipeline import plots
 
-        figure = plots.compose(json.loads(base), json.loads(paint))
         event = st.plotly_chart(
-            plotly.io.from_json(figure_json(figure), skip_invalid=True),
+            go.Figure(plots.compose(json.loads(base), json.loads(paint)), skip_invalid=True),
             width="stretch",
             on_select="rerun",
             key=key,
