@@ -1000,6 +1000,40 @@ def test_a_clusters_keyword_check_is_kept_through_edits_elsewhere_and_redone_on_
     assert calls[-1:] == [2]  # cluster 3 went into 2: its texts changed
 
 
+def test_an_undo_shows_what_the_page_showed_before_the_merge_without_building_it_again(app, monkeypatch):
+    """The page keeps the figures and tables of the state before the last one (``ui.memo``): an
+    undo right after a merge, and the redo after it, build no cluster summary, keyword check or
+    map again, and show what was shown before the merge."""
+    from pipeline import edits, label_quality, plots
+
+    built = []
+    for module, name in (
+        (edits, "edited_clusters"),
+        (label_quality, "keyword_presence"),
+        (plots, "map_paint"),
+    ):
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *a, _real=real, _name=name, **k: built.append(_name) or _real(*a, **k)
+        )
+    at = upload(app.open(), "topics.csv", topic_csv())
+    run_clustering(at)
+    at.switch_page("pages/explore.py").run()
+    reading(at).set_value(0).run()
+    before, paint = cluster_table(at), map_figure(at)["layout"]["annotations"]
+    merge(at, [0, 1], "Money and accounts")
+    assert_healthy(at)
+    assert {"edited_clusters", "keyword_presence", "map_paint"} <= set(built)  # cluster 0 took in 1
+    merged = cluster_table(at)
+    built.clear()
+    at.button(key="undo").click().run()
+    assert_healthy(at)
+    assert built == [] and cluster_table(at).equals(before) and reading(at).value == 0
+    assert map_figure(at)["layout"]["annotations"] == paint
+    at.button(key="redo").click().run()
+    assert built == [] and cluster_table(at).equals(merged)
+
+
 def test_a_merged_cluster_is_described_by_its_own_keywords_and_examples(app):
     at = upload(app.open(), "topics.csv", topic_csv())
     run_clustering(at)

@@ -125,7 +125,8 @@ def test_imports_are_warmed_once_in_the_background_and_a_broken_one_is_only_logg
 def test_each_part_of_the_map_goes_to_the_browser_once_and_again_only_when_asked(app):
     """The base (the points' texts and positions: 5 MB of JSON at 100,000 texts) goes once per set
     of points, the paint once per clustering and edit state; a rerun that leaves the map as it is
-    (a selection, a pick) sends only the revisions; a browser that lost its copies asks once."""
+    (a selection, a pick) sends only the revisions, and so does an undo or a redo, whose map the
+    browser keeps; a browser that lost its copies asks once."""
 
     def sent(at):
         data = json.loads(map_element(at).proto.json)
@@ -152,6 +153,12 @@ def test_each_part_of_the_map_goes_to_the_browser_once_and_again_only_when_asked
     merged, parts = sent(at)
     assert parts == (False, True) and merged["base_revision"] == first["base_revision"]
     assert "Both" in json.dumps(map_figure(at)["layout"]["annotations"])
+    at.button(key="undo").click().run()  # back to the map before the merge: the browser keeps it
+    undone, parts = sent(at)
+    assert undone["revision"] == first["revision"] and parts == (False, False)
+    at.button(key="redo").click().run()  # and the merged one: the last two drawn are kept
+    redone, parts = sent(at)
+    assert redone["revision"] == merged["revision"] and parts == (False, False)
     at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # a new clustering
     stepped, parts = sent(at)
     assert stepped["revision"] not in (first["revision"], merged["revision"]) and parts == (False, True)

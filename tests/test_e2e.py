@@ -507,3 +507,119 @@ def pages_json(part: dict) -> str:
     from pages.ui.scatter import figure_json
 
     return figure_json(part)
+
+
+MAP_DRIVER_JS = """async ([source, base, paint]) => {
+  const module = await import('data:text/javascript,' + encodeURIComponent(source));
+  const parent = document.createElement('div');
+  parent.style.width = '900px';
+  document.body.appendChild(parent);
+  window.__reports = []; window.__selecting = 0;
+  const component = {
+    data: {revision: 'r1', paint, base_revision: 'b1', base, script: ''},
+    parentElement: parent,
+    setStateValue: (name, value) => window.__reports.push([name, value]),
+    setTriggerValue: () => {},
+  };
+  module.default(component);
+  const graph = parent.querySelector('.clusterlab-map');
+  for (let i = 0; i < 100 && graph.dataset.revision !== 'r1'; i++) await new Promise(r => setTimeout(r, 50));
+  graph.on('plotly_selecting', () => { window.__selecting += 1; });
+  return graph.dataset.revision;
+}"""
+
+
+def test_a_box_dragged_over_the_map_selects_the_points_inside_once(browser):
+    """The map's box selection (scatter.js): a drag moves an outline only (plotly.js's own box
+    selected and recoloured every point at each mouse move, a WebGL redraw per move), and the
+    release selects exactly the points inside the box, once; shift adds a second box; a double
+    click clears the selection."""
+    import numpy as np
+    import pandas as pd
+    import plotly
+
+    from pipeline import plots
+    from pipeline.bench_browser import ROOT
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "x": rng.uniform(0, 10, n),
+            "y": rng.uniform(0, 10, n),
+            "cluster_id": rng.integers(-1, 3, n),
+            "text": [f"text {i}" for i in range(n)],
+            "rows": np.ones(n, dtype=int),
+        }
+    )
+    frame["cluster_label"] = frame["cluster_id"].map({-1: "", 0: "a", 1: "b", 2: "c"})
+    frame["trace"] = np.where(frame["cluster_id"] == 2, plots.FADED, 0)  # a search's faded trace too
+    base, paint = (pages_json(part) for part in plots.map_layers((frame, n)))  # as Python sends them
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        page.add_script_tag(path=str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
+        source = (ROOT / "pages" / "ui" / "scatter.js").read_text(encoding="utf-8")
+        assert page.evaluate(MAP_DRIVER_JS, [source, base, paint]) == "r1"
+        area = page.locator(".clusterlab-map .nsewdrag").first.bounding_box()
+
+        def drag(x0: float, y0: float, x1: float, y1: float, shift: bool = False) -> None:
+            before = reports()
+            page.mouse.move(area["x"] + area["width"] * x0, area["y"] + area["height"] * y0)
+            if shift:
+                page.keyboard.down("Shift")
+            page.mouse.down()
+            page.mouse.move(area["x"] + area["width"] * x1, area["y"] + area["height"] * y1, steps=10)
+            page.mouse.up()
+            if shift:
+                page.keyboard.up("Shift")
+            page.wait_for_function("(n) => window.__reports.length > n", arg=before)
+
+        def reports() -> int:
+            return page.evaluate("() => window.__reports.length")
+
+        def inside(boxes: list[dict]) -> set[tuple[int, int]]:
+            """The (trace, index) points of the drawn figure inside any of ``boxes``."""
+            data = page.evaluate("() => document.querySelector('.clusterlab-map').data.map(t => [t.x, t.y])")
+            return {
+                (c, i)
+                for c, (xs, ys) in enumerate(data)
+                for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+                if any(b["x0"] <= x <= b["x1"] and b["y0"] <= y <= b["y1"] for b in boxes)
+            }
+
+        def last() -> tuple[set, list[dict]]:
+            name, value = page.evaluate("() => window.__reports[window.__reports.length - 1]")
+            assert name == "selection" and value["revision"] == "r1"
+            boxes = page.evaluate("() => document.querySelector('.clusterlab-map').layout.selections || []")
+            return {tuple(p) for p in value["points"]}, boxes
+
+        drag(0.2, 0.2, 0.6, 0.7)
+        assert page.evaluate("() => window.__selecting") == 0  # nothing selected while dragging
+        assert reports() == 1
+        points, boxes = last()
+        assert len(boxes) == 1 and points == inside(boxes) and 40 < len(points) < n
+        # the box is where the mouse went: its corners, back in pixels, are the drag's
+        corners = page.evaluate(
+            "(b) => { const l = document.querySelector('.clusterlab-map')._fullLayout;"
+            " return [l.xaxis.d2p(b.x0), l.xaxis.d2p(b.x1), l.yaxis.d2p(b.y1), l.yaxis.d2p(b.y0)]; }",
+            boxes[0],
+        )
+        wanted = [area["width"] * 0.2, area["width"] * 0.6, area["height"] * 0.2, area["height"] * 0.7]
+        assert np.allclose(corners, wanted, atol=2), (corners, wanted)
+
+        drag(0.7, 0.1, 0.9, 0.3, shift=True)  # shift: a second box, added to the first
+        added, boxes = last()
+        assert len(boxes) == 2 and added == inside(boxes) and added > points
+
+        drag(0.1, 0.5, 0.3, 0.9)  # without shift: a new selection
+        fresh, boxes = last()
+        assert len(boxes) == 1 and fresh == inside(boxes) and not fresh & (points - inside(boxes))
+
+        page.mouse.dblclick(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
+        page.wait_for_function("() => window.__reports[window.__reports.length - 1][1].points.length === 0")
+        assert (
+            page.evaluate("() => (document.querySelector('.clusterlab-map').layout.selections || []).length")
+            == 0
+        )
+    finally:
+        page.close()

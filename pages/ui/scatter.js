@@ -33,7 +33,7 @@ function loadPlotly(src) {
 
 // The parts this page got, by revision: Python sends each once (the base is 5 MB of JSON at
 // 100,000 texts) and then only its revision, so a graph made again (the Map tab opened again,
-// Explore opened again) draws from here. Two of each are kept: the current one and the one before.
+// Explore opened again) or an undo draws from here. Two of each are kept: the last two drawn.
 const KEPT = 2;
 function kept(name) {
   if (!window[name]) window[name] = new Map();
@@ -77,6 +77,85 @@ export function compose(base, paint) {
   return { data, layout: paint.layout };
 }
 
+// Box selection with the mouse, dragged here rather than by plotly.js: plotly.js selects and
+// recolours every point at each step of the drag (a WebGL redraw per mouse move, which in a
+// browser drawing WebGL in software was most of a box selection), where this moves a rectangle
+// while the button is down and, once it is released, gives plotly.js the box as
+// layout.selections: plotly.js then selects the points inside once, dims the others and reports
+// them (plotly_selected), as after its own box. Shift adds a box to the selection; a double
+// click clears it. The lasso, zoom and pan (the toolbar) and touch screens are plotly.js's own.
+const MIN_DRAG = 3; // pixels: less is a click, which selects nothing (as in plotly.js)
+
+// the data rectangle of a drag from `start` to `end` (client pixels) over the plot `area`
+export function dragBox(start, end, area, xa, ya) {
+  const clamp = (v, n) => Math.max(0, Math.min(n, v));
+  const px = [start.x, end.x].map((v) => clamp(v - area.left, xa._length));
+  const py = [start.y, end.y].map((v) => clamp(v - area.top, ya._length));
+  return {
+    type: "rect", xref: "x", yref: "y",
+    x0: xa.p2d(Math.min(...px)), x1: xa.p2d(Math.max(...px)),
+    y0: ya.p2d(Math.max(...py)), y1: ya.p2d(Math.min(...py)),
+  };
+}
+
+function wireBox(graph, Plotly, report) {
+  const outline = document.createElement("div");
+  outline.className = "clusterlab-box";
+  outline.style.cssText =
+    "position:absolute;display:none;pointer-events:none;z-index:10;" +
+    "border:1px dashed #444;background:rgba(120,120,120,0.08)";
+  let drag = null;
+  const at = (event) => ({ x: event.clientX, y: event.clientY });
+  const move = (event) => {
+    event.stopPropagation(); // no hover labels under a drag
+    const a = drag.start, b = at(event), frame = graph.getBoundingClientRect();
+    outline.style.left = Math.min(a.x, b.x) - frame.left + "px";
+    outline.style.top = Math.min(a.y, b.y) - frame.top + "px";
+    outline.style.width = Math.abs(b.x - a.x) + "px";
+    outline.style.height = Math.abs(b.y - a.y) + "px";
+    outline.style.display = "block";
+  };
+  const up = (event) => {
+    window.removeEventListener("mousemove", move, true);
+    window.removeEventListener("mouseup", up, true);
+    outline.style.display = "none";
+    const { start, area, add } = drag, end = at(event);
+    drag = null;
+    if (Math.abs(end.x - start.x) < MIN_DRAG && Math.abs(end.y - start.y) < MIN_DRAG) return;
+    const layout = graph._fullLayout;
+    const box = dragBox(start, end, area, layout.xaxis, layout.yaxis);
+    const before = add ? (graph.layout.selections || []) : [];
+    Plotly.relayout(graph, { selections: [...before, box] }); // plotly_selected reports the points
+  };
+  graph.addEventListener(
+    "mousedown",
+    (event) => {
+      const layout = graph._fullLayout;
+      const cover = graph.querySelector(".nsewdrag"); // the plot area, under what is drawn on it
+      if (!layout || !cover || layout.dragmode !== "select" || event.button !== 0) return;
+      if (event.target.closest(".modebar")) return;
+      const area = cover.getBoundingClientRect();
+      const inside = (v, low, size) => v >= low && v <= low + size;
+      if (!inside(event.clientX, area.left, area.width) || !inside(event.clientY, area.top, area.height)) return;
+      event.stopPropagation(); // plotly.js starts no selection of its own (nor moves the last box)
+      event.preventDefault();
+      drag = { start: at(event), area, add: event.shiftKey };
+      if (Plotly.Fx) Plotly.Fx.unhover(graph);
+      window.addEventListener("mousemove", move, true);
+      window.addEventListener("mouseup", up, true);
+    },
+    true,
+  );
+  graph.addEventListener("dblclick", () => {
+    if (!graph._fullLayout || graph._fullLayout.dragmode !== "select") return;
+    if (!(graph.layout.selections || []).length) return;
+    Plotly.relayout(graph, { selections: [] });
+    report([]);
+  });
+  if (getComputedStyle(graph).position === "static") graph.style.position = "relative";
+  graph.appendChild(outline);
+}
+
 export default function (component) {
   const { data, parentElement, setStateValue, setTriggerValue } = component;
   let graph = parentElement.querySelector(".clusterlab-map");
@@ -96,6 +175,10 @@ export default function (component) {
     setTriggerValue("need", revision); // Python sends both with the next run
     return;
   }
+  // the most recent last, as Python counts what this page keeps (scatter.py, _used): an undo
+  // draws the revision before from here, not sent again
+  keep(bases, data.base_revision, base);
+  keep(paints, revision, paint);
   graph.dataset.pending = revision;
   loadPlotly(data.script)
     .then((Plotly) => {
@@ -115,12 +198,19 @@ export default function (component) {
         graph.removeAttribute("data-error");
         if (!graph.__clusterlabWired) {
           graph.__clusterlabWired = true;
-          const report = (points) =>
+          let last = null; // what went to Python last: the same selection twice is one rerun
+          const report = (points) => {
+            const said = graph.dataset.revision + JSON.stringify(points);
+            if (said === last) return;
+            last = said;
             setStateValue("selection", { revision: graph.dataset.revision, points });
+          };
+          // the lasso (and plotly.js's own box, on touch screens) report through plotly.js
           graph.on("plotly_selected", (event) => {
             if (event && event.points) report(event.points.map((p) => [p.curveNumber, p.pointIndex]));
           });
           graph.on("plotly_deselect", () => report([]));
+          wireBox(graph, Plotly, report);
         }
       });
     })

@@ -33,7 +33,7 @@ log = logging.getLogger("clusterlab.app")
 ROOT = Path(__file__).resolve().parents[2]  # the folder of app.py: Streamlit serves its static/
 STATIC_JS = ROOT / "static" / "plotly.min.js"
 SCRIPT_URL = "./app/static/plotly.min.js"  # relative: right under a proxy's base path too
-SENT = "_map_sent"  # session state: {map key (+ ":base"): the revision of the part this browser got}
+SENT = "_map_sent"  # session state: {map key (+ ":base"): the revisions of that part the browser keeps}
 ASKED = "_map_asked"  # session state: {map key: the revision the browser asked for again}
 
 
@@ -74,6 +74,15 @@ _map = st.components.v2.component(
 )
 
 
+KEPT = 2  # revisions of each part the browser keeps (scatter.js's KEPT): the current and the one before
+
+
+def _used(revisions: tuple[str, ...], revision: str) -> tuple[str, ...]:
+    """The revisions the browser keeps after it drew ``revision``: as scatter.js keeps them, the
+    last ``KEPT`` drawn, most recent last (an undo draws the one before without it being sent)."""
+    return (*(r for r in revisions if r != revision), revision)[-KEPT:]
+
+
 def figure_json(spec: dict) -> str:
     """A dict of ``plots`` (numpy arrays inside: ``map_base``, ``map_paint``) as JSON."""
     import plotly.io
@@ -104,8 +113,8 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
         )
         return (event.get("selection") or {}).get("points", [])
     sent, asked = st.session_state.setdefault(SENT, {}), st.session_state.setdefault(ASKED, {})
-    send_paint = sent.get(key) != revision
-    send_base = sent.get(key + ":base") != base_revision
+    send_paint = revision not in sent.get(key, ())
+    send_base = base_revision not in sent.get(key + ":base", ())
     state = _map(
         key=key,
         data={
@@ -118,7 +127,8 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
         on_selection_change=lambda: None,  # a selection reruns the map's fragment
         on_need_change=lambda: None,
     )
-    sent[key], sent[key + ":base"] = revision, base_revision
+    for part, shown in ((key, revision), (key + ":base", base_revision)):
+        sent[part] = _used(sent.get(part, ()), shown)
     if (
         not (send_paint or send_base)
         and getattr(state, "need", None) == revision

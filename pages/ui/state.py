@@ -55,14 +55,22 @@ def edited(result: pipeline.Result, state: DatasetState) -> Edited:
     return edited_from_result(result, list(state.edits))
 
 
-def memo(name: str, key: Any, build: Callable[[], T]) -> T:
+MEMO_KEPT = 2  # values kept per name: the current one and the one before
+
+
+def memo(name: str, key: Any, build: Callable[[], T], kept: int = MEMO_KEPT) -> T:
     """``build()`` once per ``key`` in this browser session: the page's figures and tables are
-    computed once per result and edit state, not on every rerun. One value is kept per ``name``."""
-    held = st.session_state.setdefault("memo", {})
-    if name in held and held[name][0] == key:
-        return held[name][1]
+    computed once per result and edit state, not on every rerun. The last ``kept`` values are kept
+    per ``name``, so going back (an undo after a merge, a redo, the cluster read before, a slider
+    step back) finds what it showed a moment ago instead of building it again."""
+    held = st.session_state.setdefault("memo", {}).setdefault(name, [])  # [(key, value)], oldest first
+    for i, (stored, value) in enumerate(held):
+        if stored == key:  # keys are compared, never hashed (some hold lists and dicts)
+            held.append(held.pop(i))
+            return value
     value = build()
-    held[name] = (key, value)
+    held.append((key, value))
+    del held[:-kept]
     return value
 
 
