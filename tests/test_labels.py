@@ -3,6 +3,9 @@ letter-digit codes, distinct first keywords, and the label coverage that measure
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -168,3 +171,31 @@ def test_keyword_presence_counts_texts_inside_and_outside_a_cluster():
     assert presence.loc["charge", "in_cluster"] == pytest.approx(1 / 4)  # "charged" starts with it
     # a word inside another word does not count: "discard" holds no "card"
     assert keyword_presence(result, labels, 1, ["card"]).loc[0, "in_cluster"] == 0.0
+
+
+def test_keyword_presence_matches_each_word_once_per_corpus_and_samples_only_large_ones(monkeypatch):
+    """Reading another cluster (or the same after an edit) matches only words not seen before;
+    past MATCH_SAMPLE texts the other clusters are read on a sample, the cluster on its own texts."""
+    from pipeline import label_quality
+
+    texts = ["refund my card", "card refund", "refund please", "charged twice", "app crash", "app refund"]
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    result = _result(texts, labels.tolist(), [(c, "x", ["x"], "keywords") for c in range(3)])
+    result = dataclasses.replace(result, keys={"corpus": f"corpus-{uuid.uuid4()}"})  # kept by this key
+    matched = []
+    real = label_quality._starts_a_word
+    monkeypatch.setattr(label_quality, "_starts_a_word", lambda v, w: matched.append(w) or real(v, w))
+    first = label_quality.keyword_presence(result, labels, 0, ["refund", "card"])
+    assert first.set_index("keyword").loc["refund"].tolist() == [1.0, pytest.approx(1 / 3)]
+    merged = np.array([0, 0, 0, 0, 2, 2])  # cluster 1 merged into 0: the same words, nothing matched again
+    again = label_quality.keyword_presence(result, merged, 0, ["refund", "card"]).set_index("keyword")
+    assert matched == ["refund", "card"] and again.loc["refund"].tolist() == [0.75, 0.5]
+    assert label_quality.keyword_presence(result, labels, 2, ["app"]).loc[0].tolist()[1:] == [1.0, 0.0]
+    assert matched == ["refund", "card", "app"]
+
+    monkeypatch.setattr(label_quality, "MATCH_SAMPLE", 4)  # a large corpus, in small
+    label_quality._SAMPLES.clear()
+    label_quality._MATCHES.clear()
+    big = label_quality.keyword_presence(result, labels, 0, ["refund"]).set_index("keyword")
+    assert big.loc["refund", "in_cluster"] == 1.0  # the cluster's own texts, all 3
+    assert 0.0 <= big.loc["refund", "elsewhere"] <= 1.0
