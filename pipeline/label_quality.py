@@ -64,9 +64,9 @@ def label_coverage(result: Result) -> float:
 
 MATCH_SAMPLE = 20_000  # distinct texts a word is matched on once per corpus: all of them up to this many
 _SAMPLES: Recent[tuple[np.ndarray, object]] = Recent(keep=4)  # corpus -> (its sample, as Arrow strings)
-_MATCHES: Recent[np.ndarray] = Recent(
-    keep=512
-)  # (corpus, word) -> which texts of the sample it starts a word of
+# (corpus, seed, word) -> which texts of the corpus's sample it starts a word of
+_MATCHES: Recent[np.ndarray] = Recent(keep=512)
+_THIS_CALL = 1 << 20  # a Recent that forgets nothing: kept for one call only
 
 
 def keyword_presence(
@@ -91,13 +91,14 @@ def keyword_presence(
     labels = np.asarray(labels)
     texts = result.corpus.texts
     corpus = result.keys.get("corpus")  # none (a result made by hand): nothing kept
-    samples, matches = (_SAMPLES, _MATCHES) if corpus else (Recent(1), Recent(len(keywords) * 4 + 1))
+    samples, matches = (_SAMPLES, _MATCHES) if corpus else (Recent(_THIS_CALL), Recent(_THIS_CALL))
     shared, values = samples.get((corpus, seed), lambda: _corpus_sample(texts, seed))
     every = len(shared) == len(texts)
     members = np.flatnonzero(labels == cluster_id)
     if not every and len(members) > sample:
         members = np.sort(np.random.default_rng(seed).choice(members, size=sample, replace=False))
     own = None if every else _strings([str(texts[i]) for i in members])
+    own_matches: Recent[np.ndarray] = Recent(_THIS_CALL)  # a word in two keywords is matched once
     in_shared, others = labels[shared] == cluster_id, (labels[shared] != cluster_id) & (labels[shared] >= 0)
 
     def found(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +107,7 @@ def keyword_presence(
         for word in words:
             in_all &= matches.get((corpus, seed, word), lambda w=word: _readonly(_starts_a_word(values, w)))
             if own is not None:
-                in_own &= _starts_a_word(own, word)
+                in_own &= own_matches.get(word, lambda w=word: _starts_a_word(own, w))
         return in_all, (in_all[in_shared] if own is None else in_own)
 
     def share(hits: np.ndarray) -> float:

@@ -87,7 +87,7 @@ export function compose(base, paint) {
 const MIN_DRAG = 3; // pixels: less is a click, which selects nothing (as in plotly.js)
 
 // the data rectangle of a drag from `start` to `end` (client pixels) over the plot `area`
-export function dragBox(start, end, area, xa, ya) {
+function dragBox(start, end, area, xa, ya) {
   const clamp = (v, n) => Math.max(0, Math.min(n, v));
   const px = [start.x, end.x].map((v) => clamp(v - area.left, xa._length));
   const py = [start.y, end.y].map((v) => clamp(v - area.top, ya._length));
@@ -168,15 +168,14 @@ export default function (component) {
   if (!data || graph.dataset.revision === data.revision) return; // nothing new to draw
   const revision = data.revision;
   const bases = kept("__clusterlabBases"), paints = kept("__clusterlabFigures");
-  if (data.base) keep(bases, data.base_revision, JSON.parse(data.base)); // parsed once, kept parsed
-  if (data.paint) keep(paints, revision, data.paint);
-  const base = bases.get(data.base_revision), paint = paints.get(revision);
+  const base = data.base ? JSON.parse(data.base) : bases.get(data.base_revision); // kept parsed
+  const paint = data.paint || paints.get(revision);
   if (!base || !paint) {
     setTriggerValue("need", revision); // Python sends both with the next run
     return;
   }
-  // the most recent last, as Python counts what this page keeps (scatter.py, _used): an undo
-  // draws the revision before from here, not sent again
+  // the last two drawn, the most recent last, as Python counts what this page keeps
+  // (scatter.py, _used): an undo draws the revision before from here, not sent again
   keep(bases, data.base_revision, base);
   keep(paints, revision, paint);
   graph.dataset.pending = revision;
