@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -186,6 +187,27 @@ def texts_digest(texts: Iterable[str]) -> str:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+# digests of arrays of texts, by the array object (held weakly; a corpus's texts are never changed
+# in place): every run of a corpus keys its term counts and near-duplicate groups by its texts,
+# and hashing them again cost 0.07 s of each slider step at 100,000 texts (0.7 s at a million)
+_ARRAY_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def array_texts_digest(texts: np.ndarray) -> str:
+    """``texts_digest(texts)`` for an array of texts, computed once per array in this process."""
+    key = id(texts)
+    held = _ARRAY_DIGESTS.get(key)
+    if held is not None and held[0]() is texts:
+        return held[1]
+    digest = texts_digest(texts)
+    try:  # the entry goes with the array (before its id can be another's)
+        ref = weakref.ref(texts, lambda _: _ARRAY_DIGESTS.pop(key, None))
+    except TypeError:  # an object without weak references (a list): not kept
+        return digest
+    _ARRAY_DIGESTS[key] = (ref, digest)
+    return digest
 
 
 def _entry_function(kind: str) -> Callable[..., Any]:

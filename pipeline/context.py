@@ -175,9 +175,10 @@ class StageContext:
         yield
         self.steps[name] = self.steps.get(name, 0.0) + time.monotonic() - began
 
-    def piece(self, kind: str, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
-        """Cache one piece of a stage's work on its own (e.g. an embedding chunk)."""
-        return self.cache.get_or_compute(kind, key, compute, on_corrupt=self.warn)
+    def piece(self, kind: str, key: str, compute: Callable[[], T], remember: bool = False) -> tuple[T, bool]:
+        """Cache one piece of a stage's work on its own (e.g. an embedding chunk); ``remember``:
+        kept in this process as well (``Cache.lookup``), for a piece every rerun reads again."""
+        return self.cache.get_or_compute(kind, key, compute, on_corrupt=self.warn, remember=remember)
 
     def cached_piece(self, kind: str, key: str) -> Any:
         """A piece that is already cached, else ``cache.MISSING`` (nothing is computed)."""

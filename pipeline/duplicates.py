@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import Cache, array_digest, chain_key, texts_digest
+from .cache import Cache, array_digest, array_texts_digest, chain_key
 from .config import MIN_NEAR_DUPLICATES
 from .errors import InputError
 from .types import Corpus, Embeddings
@@ -167,7 +167,12 @@ def groups_key(corpus: Corpus, embeddings: Embeddings, threshold: float) -> str:
     (the texts are hashed, not the 100,000 x 384 vectors)."""
     counts = array_digest(corpus.counts, np.int64)
     return chain_key(
-        "near_duplicates", VERSION, embeddings.model, float(threshold), texts_digest(corpus.texts), counts
+        "near_duplicates",
+        VERSION,
+        embeddings.model,
+        float(threshold),
+        array_texts_digest(corpus.texts),
+        counts,
     )
 
 

@@ -908,6 +908,7 @@ class _Remembered(Cache):
         on_corrupt: Callable[[str], None] | None = None,
         keep: Callable[[T], bool] | None = None,
         mmap: bool = False,
+        remember: bool = False,
     ) -> tuple[T, bool]:
         if (kind, key) in _PIECES:
             return _PIECES[kind, key], True
@@ -917,7 +918,7 @@ class _Remembered(Cache):
         if backing is None:
             value, hit = compute(), False
         else:
-            value, hit = backing.get_or_compute(kind, key, compute, on_corrupt, keep, mmap)
+            value, hit = backing.get_or_compute(kind, key, compute, on_corrupt, keep, mmap, remember)
         _keep(_PIECES, (kind, key), value, PIECES_KEPT)
         return value, hit
 

@@ -89,6 +89,28 @@ def test_relabeling_after_a_recluster_reuses_the_word_counts(
     assert len(calls) == 2  # a setting that changes the counts counts again
 
 
+def test_a_recluster_hashes_the_texts_and_reads_the_word_counts_once_per_process(
+    topic_table, cache_dir, fake_embedder, monkeypatch
+):
+    from pipeline import cache as cache_mod
+
+    first, _ = run_collect(topic_table, config_for(), cache_dir, fake_embedder)
+    hashed = count_calls(monkeypatch, cache_mod, "texts_digest")
+    loaded = count_calls(monkeypatch, cache_mod.numpy_pickle, "load")
+    for size in (9, 11):
+        tuned, events = run_collect(
+            topic_table, config_for(**{"cluster.min_cluster_size": size}), cache_dir, fake_embedder
+        )
+        assert computed_stages(events) == ["cluster", "label"]
+        assert tuned.labels.clusters["keywords"].map(len).gt(0).all()
+    assert hashed == []  # the corpus's texts were hashed by the first run, not by each step
+    assert [str(c[0]) for c in loaded if "label_terms" in str(c[0])] == []  # nor its counts read back
+    assert cache_mod.array_texts_digest(first.corpus.texts) == cache_mod.texts_digest(first.corpus.texts)
+    other = first.corpus.texts.copy()
+    other[0] = other[0] + " changed"
+    assert cache_mod.array_texts_digest(other) != cache_mod.array_texts_digest(first.corpus.texts)
+
+
 def test_a_new_min_cluster_size_reuses_hdbscans_tree(topic_table, cache_dir, fake_embedder, monkeypatch):
     import hdbscan
 

@@ -14,19 +14,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# rows converted at a time: a 4,096 x 384 float64 chunk (12 MB) reuses the memory the last one
+# freed, where a 65,536-row chunk (200 MB) was a fresh mapping each time, its pages zeroed on first
+# touch: merge_space_means at 100,000 texts took 0.13 s, and 0.5-1.0 s in one call of three (a
+# slider step's auto level); 4,096 rows: 0.10-0.11 s, every call (same sums to 1e-16)
+CHUNK = 4_096
+
 
 def merge_space_means(
     coords: np.ndarray,
     vectors: np.ndarray | None,
     labels: np.ndarray,
     weights: np.ndarray | None = None,
-    chunk: int = 65_536,
+    chunk: int = CHUNK,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(group ids, group weights, weighted group means in the merge space) for the groups of
     ``labels`` (-1 left out): each block's spread (root mean squared distance to its centre) is
     measured and its group means divided by it, ``chunk`` rows at a time, so 1M x 384 embeddings
     never become a 3 GB float64 copy (the scaling is linear: a group's mean of scaled rows is its
-    scaled mean)."""
+    scaled mean). See ``CHUNK`` for its size."""
     ids, position, sizes, weights = _groups(labels, weights)
     n = len(position)
     blocks = [coords]
@@ -78,7 +84,7 @@ def group_means(
     block: np.ndarray,
     labels: np.ndarray,
     weights: np.ndarray | None = None,
-    chunk: int = 65_536,
+    chunk: int = CHUNK,
     dtype: type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(group ids, weighted mean row of each group) of ``labels`` (-1 left out), ``chunk`` rows
