@@ -866,21 +866,36 @@ def _summaries(
     result: Result, labels: np.ndarray, cache_dir: str | Path | Cache | None
 ) -> dict[int, tuple[str, str, str]]:
     """(keyword label, keywords, representative texts) of each cluster of a clustering with these
-    ``labels``, from the label stage's own summary; remembered by the result's labels
-    key and the labels."""
+    ``labels``: a cluster with exactly the texts of one of the run's has the run's; the others are
+    scored by the label stage's own summary, headed apart from the heads the run's clusters show
+    (``summarise``'s ``only`` and ``taken``). Remembered by the result's labels key and the labels."""
     run = result.keys.get("labels")
     digest = array_digest(labels, np.int64)
     if run is not None and (run, digest) in _SUMMARIES:
         return _SUMMARIES[run, digest]
+    same = _same_as_run(result.clustering.labels, labels)
+    base = result.clusters(parents=False).set_index("id")
+    heads = [str(base.loc[own, "keywords"]).split(", ")[0] for cid, own in same.items() if cid >= 0]
     clustering = dataclasses.replace(result.clustering, labels=np.asarray(labels, dtype=np.int64))
     ctx = detached("label", cache=_Remembered(cache_dir))
-    frame, _ = label_stage.summarise(result.corpus, result.embeddings, clustering, result.config.label, ctx)
+    frame, _ = label_stage.summarise(
+        result.corpus,
+        result.embeddings,
+        clustering,
+        result.config.label,
+        ctx,
+        only={int(c) for c in np.unique(labels)} - set(same),
+        taken=heads,
+    )
     out = {
         int(cid): (str(label), ", ".join(keywords), " | ".join(examples))
         for cid, label, keywords, examples in zip(
             frame["id"], frame["label"], frame["keywords"], frame["representatives"], strict=True
         )
     }
+    for cid, own in same.items():  # the run's own summary
+        row = base.loc[own]
+        out[cid] = (str(row["label"]), str(row["keywords"]), str(row["representative_texts"]))
     if run is not None:
         _keep(_SUMMARIES, (run, digest), out, SUMMARIES_KEPT)
     return out

@@ -86,6 +86,13 @@ def test_two_clusters_are_not_headed_by_the_same_keyword_when_another_is_as_stro
     assert heads[-1] == ["refund"]  # the unclustered take no head from a cluster
 
 
+def test_a_cluster_scored_alone_is_headed_apart_from_the_heads_the_others_show():
+    scored = {4: [("refund", 1.0), ("card", 0.8), ("late", 0.1)]}
+    assert distinct_heads(scored, ["Refund", "bank"])[4] == ["card", "refund", "late"]
+    assert distinct_heads(scored, ["bank"])[4] == ["refund", "card", "late"]
+    assert distinct_heads({4: [("refund", 1.0), ("late", 0.1)]}, ["refund"])[4] == ["refund", "late"]
+
+
 def test_labels_of_two_clusters_about_one_word_start_differently():
     cards = [f"refund please, {w} {n}" for n, w in enumerate(["card"] * 5 + ["shop", "store", "cash"])]
     transfers = [f"refund please, {w} {n}" for n, w in enumerate(["transfer"] * 4 + ["bank", "wire"])]

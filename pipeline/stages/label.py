@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection, Iterable
 
 import numpy as np
 import pandas as pd
@@ -86,10 +87,15 @@ def keyword_scores(
 
 
 def _scored_keywords(
-    membership: sp.csr_matrix, matrix: sp.spmatrix, keys: np.ndarray, shown: np.ndarray, n: int
+    membership: sp.csr_matrix,
+    matrix: sp.spmatrix,
+    keys: np.ndarray,
+    shown: np.ndarray,
+    n: int,
+    rows: list[int] | None = None,
 ) -> list[list[tuple[str, float]]]:
     """(keyword, score), best first, per row of ``membership`` (a cluster: the multiplicity of
-    each of its texts)."""
+    each of its texts), or of those ``rows`` of it only (every row still weighs in the scores)."""
     scores = ctfidf(membership @ matrix)
     member = (membership > 0).astype(np.float64)
     holds = (matrix > 0).astype(np.float64)
@@ -98,7 +104,7 @@ def _scored_keywords(
     everywhere = np.asarray(holds.sum(axis=0)).ravel()
     mixed = np.array([terms.mixes_letters_and_digits(str(k)) for k in keys], dtype=bool)
     out = []
-    for row in range(membership.shape[0]):
+    for row in range(membership.shape[0]) if rows is None else rows:
         inside = present[row].toarray().ravel()
         share = inside / max(distinct[row], 1)
         outside = (everywhere - inside) / max(holds.shape[0] - distinct[row], 1)  # of the other texts
@@ -136,18 +142,21 @@ def _pick_keywords(
     return [(t, score) for _, t, score in chosen[:n]]
 
 
-def distinct_heads(scored: dict[int, list[tuple[str, float]]]) -> dict[int, list[str]]:
+def distinct_heads(
+    scored: dict[int, list[tuple[str, float]]], taken_by_others: Iterable[str] = ()
+) -> dict[int, list[str]]:
     """Each cluster's keywords, reordered so that no two clusters' labels start with the same
     keyword where another can. A cluster may be headed by any of its keywords scoring at least
     ``SIMILAR_HEAD`` of its best; clusters with fewest such choices pick first (then the larger,
-    smaller id), each its best choice no other cluster heads with. A cluster left without one
+    smaller id), each its best choice no other cluster heads with (nor one of
+    ``taken_by_others``, the heads of clusters not in ``scored``). A cluster left without one
     keeps its order. The unclustered (-1) take part in nothing."""
     choices = {
         cid: [t for t, s in pairs if s >= SIMILAR_HEAD * pairs[0][1]]
         for cid, pairs in scored.items()
         if cid >= 0 and pairs
     }
-    taken: set[str] = set()
+    taken: set[str] = {t.casefold() for t in taken_by_others}
     head: dict[int, str] = {}
     for cid in sorted(choices, key=lambda c: (len(choices[c]), c)):
         free = next((t for t in choices[cid] if t.casefold() not in taken), choices[cid][0])
@@ -229,9 +238,17 @@ def summarise(
     params: LabelParams,
     ctx: StageContext,
     share: float = 1.0,
+    only: Collection[int] | None = None,
+    taken: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
-    """The keyword summary (one row per cluster) and each cluster's member indices."""
+    """The keyword summary (one row per cluster) and each cluster's member indices.
+
+    ``only``: the rows of these clusters alone (an edit's changed clusters: every cluster still
+    weighs in the keyword scores), their keywords headed apart from ``taken`` (the heads the
+    other clusters show) as ``distinct_heads`` keeps them apart from each other. Choosing the
+    keywords and examples of all 332 clusters took 0.2 s of each merge at 100,000 texts."""
     ids = sorted(set(clustering.labels.tolist()))
+    chosen = ids if only is None else sorted(set(ids) & {int(c) for c in only})
     texts = [str(t) for t in corpus.texts]
     ctx.progress(0.1 * share, f"counting words in {len(texts):,} distinct texts")
     # the counts depend on the texts, not on the clusters: a re-clustering loads them
@@ -252,15 +269,17 @@ def summarise(
         shape=(len(ids), len(texts)),
     )
     stops = "no stop words" if params.stop_words == "none" else f"{'/'.join(codes)} stop words"
-    ctx.progress(0.6 * share, f"choosing keywords ({stops}) and examples for {len(ids)} groups")
+    ctx.progress(0.6 * share, f"choosing keywords ({stops}) and examples for {len(chosen)} groups")
     total_rows = int(corpus.counts.sum())
     if matrix is None:
-        keywords_of = {cid: [] for cid in ids}
+        keywords_of = {cid: [] for cid in chosen}
     else:
-        scored = _scored_keywords(membership, matrix, keys, shown, params.n_keywords)
-        keywords_of = distinct_heads(dict(zip(ids, scored, strict=True)))
+        scored = _scored_keywords(
+            membership, matrix, keys, shown, params.n_keywords, [row_of[c] for c in chosen]
+        )
+        keywords_of = distinct_heads(dict(zip(chosen, scored, strict=True)), taken)
     rows, raw_labels, members_of = [], {}, {}
-    for cid in ids:
+    for cid in chosen:
         members = np.flatnonzero(clustering.labels == cid)
         members_of[cid] = members
         size = int(corpus.counts[members].sum())
