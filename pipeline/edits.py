@@ -803,11 +803,13 @@ def edited_clusters(
     sources = _sources(result, edited)
     sizes = pd.Series(counts).groupby(edited.labels).sum()
     tags = _tag_counts(edited, counts)
+    run_own = dict(
+        zip(base.index, zip(base["keywords"], base["representative_texts"], strict=True), strict=True)
+    )
     rows = []
     for cid in sorted((int(c) for c in sizes.index), key=lambda c: (c == -1, c)):
         if cid in same:
-            own = same[cid]
-            keywords, examples = str(base.loc[own, "keywords"]), str(base.loc[own, "representative_texts"])
+            keywords, examples = (str(v) for v in run_own[same[cid]])
         else:
             _, keywords, examples = summaries[cid]
         size = int(sizes[cid])
@@ -874,8 +876,14 @@ def _summaries(
     if run is not None and (run, digest) in _SUMMARIES:
         return _SUMMARIES[run, digest]
     same = _same_as_run(result.clustering.labels, labels)
-    base = result.clusters(parents=False).set_index("id")
-    heads = [str(base.loc[own, "keywords"]).split(", ")[0] for cid, own in same.items() if cid >= 0]
+    base = result.clusters(parents=False)
+    run_own = {
+        int(c): (str(n), str(k), str(r))
+        for c, n, k, r in zip(
+            base["id"], base["label"], base["keywords"], base["representative_texts"], strict=True
+        )
+    }  # (a .loc per cluster took 0.1 s of a merge at 332 clusters)
+    heads = [run_own[own][1].split(", ")[0] for cid, own in same.items() if cid >= 0]
     clustering = dataclasses.replace(result.clustering, labels=np.asarray(labels, dtype=np.int64))
     ctx = detached("label", cache=_Remembered(cache_dir))
     frame, _ = label_stage.summarise(
@@ -893,9 +901,7 @@ def _summaries(
             frame["id"], frame["label"], frame["keywords"], frame["representatives"], strict=True
         )
     }
-    for cid, own in same.items():  # the run's own summary
-        row = base.loc[own]
-        out[cid] = (str(row["label"]), str(row["keywords"]), str(row["representative_texts"]))
+    out |= {cid: run_own[own] for cid, own in same.items()}  # the run's own summary
     if run is not None:
         _keep(_SUMMARIES, (run, digest), out, SUMMARIES_KEPT)
     return out
