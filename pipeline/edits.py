@@ -145,15 +145,15 @@ class Edit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Edit:
-        return cls(
+        return cls(  # map(int, ...): the edit log is read on every rerun, thousands of members each
             op=str(data["op"]),
-            groups=tuple(tuple(int(i) for i in g) for g in data["groups"]),
+            groups=tuple(tuple(map(int, g)) for g in data["groups"]),
             label=str(data["label"]),
             was=tuple(str(w) for w in data.get("was", ())),
             corpus=str(data.get("corpus") or ""),
-            texts=tuple(int(i) for i in data.get("texts") or ()),
+            texts=tuple(map(int, data.get("texts") or ())),
             target=str(data.get("target") or ""),
-            pieces=tuple(tuple(int(i) for i in p) for p in data.get("pieces") or ()),
+            pieces=tuple(tuple(map(int, p)) for p in data.get("pieces") or ()),
             names=tuple(str(n) for n in data.get("names") or ()),
             rows=int(data.get("rows") or 0),
         )

@@ -628,7 +628,9 @@ class Team:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _write_bytes(path, json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
+    # no indent: json's C encoder only runs without one (an edit log of 8 merges: 7 ms -> 1.2 ms,
+    # 50 ms in a busy server, on every merge, undo and slider step)
+    _write_bytes(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

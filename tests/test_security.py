@@ -266,6 +266,26 @@ def test_a_run_that_would_pass_the_quota_is_refused_and_says_how_much_is_used(ap
     assert caption and " of " in caption[0]
 
 
+def test_the_sidebar_measures_the_workspace_again_when_its_datasets_change_not_on_every_rerun(
+    app, monkeypatch
+):
+    monkeypatch.setenv("CLUSTERLAB_WORKSPACE_QUOTA_GB", "1")
+    walks = []
+    real = Workspace.usage_bytes
+    monkeypatch.setattr(Workspace, "usage_bytes", lambda self: walks.append(1) or real(self))
+    at = upload(app.open(), "topics.csv", topic_csv())
+
+    def shown():
+        return [c.value for c in at.sidebar.caption if "This workspace uses" in c.value]
+
+    first, before = shown(), len(walks)
+    at.run()
+    at.run()
+    assert shown() == first and len(walks) == before  # a rerun shows the figure it had
+    upload(at, "more.csv", topic_csv(seed=1))
+    assert len(walks) > before and shown() != first  # a new dataset: measured again
+
+
 def test_run_bytes_per_row_covers_what_a_run_keeps(topic_table, tmp_path):
     """The quota's estimate against a real run (384-dim vectors, as the default model's)."""
     cache = tmp_path / "cache"
