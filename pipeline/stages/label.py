@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import llm, terms
-from ..cache import array_texts_digest, chain_key, texts_digest
+from ..cache import array_texts_digest, chain_key
 from ..config import LabelParams, LLMParams, PipelineConfig
 from ..context import Runtime, StageContext, detached
 from ..errors import StageError
@@ -54,10 +54,10 @@ def _vectorize(texts: list[str], params: LabelParams, n_texts: int):
     return matrix, keys, shown, codes
 
 
-def terms_key(texts: list[str] | np.ndarray, params: LabelParams) -> str:
-    """The cache key of the term counts of ``texts`` (only the settings that change them); an
-    array's digest is computed once per process (``cache.array_texts_digest``)."""
-    digest = array_texts_digest(texts) if isinstance(texts, np.ndarray) else texts_digest(texts)
+def terms_key(texts: np.ndarray, params: LabelParams) -> str:
+    """The cache key of the term counts of a corpus's ``texts`` (only the settings that change
+    them); the texts' digest is computed once per process (``cache.array_texts_digest``)."""
+    digest = array_texts_digest(texts)
     return chain_key("label_terms", VERSION, params.stop_words, params.max_ngram, digest)
 
 
@@ -249,24 +249,24 @@ def summarise(
     keywords and examples of all 332 clusters took 0.2 s of each merge at 100,000 texts."""
     ids = sorted(set(clustering.labels.tolist()))
     chosen = ids if only is None else sorted(set(ids) & {int(c) for c in only})
-    texts = [str(t) for t in corpus.texts]
-    ctx.progress(0.1 * share, f"counting words in {len(texts):,} distinct texts")
-    # the counts depend on the texts, not on the clusters: a re-clustering loads them
-    # kept in the process too: a slider step, a merge and the next step read the same counts
+    texts, n = corpus.texts, len(corpus.texts)
+    ctx.progress(0.1 * share, f"counting words in {n:,} distinct texts")
+    # the counts depend on the texts, not on the clusters: a re-clustering loads them, and they
+    # are kept in the process too: a slider step, a merge and the next step read the same counts
     # (a joblib load of 0.07 s at 100,000 texts)
     (matrix, keys, shown, codes), _ = ctx.piece(
         "label_terms",
-        terms_key(corpus.texts, params),
-        lambda: _vectorize(texts, params, len(texts)),
+        terms_key(texts, params),
+        lambda: _vectorize([str(t) for t in texts], params, n),
         remember=True,
     )
     row_of = {cid: i for i, cid in enumerate(ids)}
     membership = sp.csr_matrix(
         (
             corpus.counts.astype(np.float64),  # duplicates count with their multiplicity
-            ([row_of[int(c)] for c in clustering.labels], np.arange(len(texts))),
+            (np.searchsorted(ids, clustering.labels), np.arange(n)),  # ids are sorted: each its row
         ),
-        shape=(len(ids), len(texts)),
+        shape=(len(ids), n),
     )
     stops = "no stop words" if params.stop_words == "none" else f"{'/'.join(codes)} stop words"
     ctx.progress(0.6 * share, f"choosing keywords ({stops}) and examples for {len(chosen)} groups")
@@ -285,14 +285,14 @@ def summarise(
         size = int(corpus.counts[members].sum())
         reps = representatives(embeddings.vectors, members, max(params.n_representatives, 1))
         keywords = keywords_of[cid]
-        raw_labels[cid] = make_label(keywords, params.label_words, texts[reps[0]])
+        raw_labels[cid] = make_label(keywords, params.label_words, str(texts[reps[0]]))
         rows.append(
             {
                 "id": cid,
                 "size": size,
                 "share": size / total_rows,
                 "keywords": keywords,
-                "representatives": [texts[i] for i in reps[: params.n_representatives]],
+                "representatives": [str(texts[i]) for i in reps[: params.n_representatives]],
             }
         )
     named = unique_labels(
