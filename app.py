@@ -14,6 +14,7 @@ from pages import ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Clusterlab", page_icon=":material/hub:", layout="wide")
+ui.page_style()  # changes come in one step, not faded in (see PAGE_CSS)
 
 st.session_state["via_app"] = True
 ui.warm_imports()  # once per server process, in the background

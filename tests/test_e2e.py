@@ -36,6 +36,14 @@ MARKDOWN = "**bold** [click me](http://example.com) _refund_ please"
 REQUIRED_COLUMNS = ["cluster_id", "cluster_label", "cluster_probability", "raw_cluster_id", "x", "y"]
 CLUSTERING_S = 150  # first run loads the model and compiles UMAP: slow on a 2-core machine
 STEP_S = 30
+# records the transition of every element a rerun marks stale (dimmed until redrawn)
+STALE_RECORDER_JS = """() => {
+  window.__stale = [];
+  new MutationObserver((changes) => {
+    for (const c of changes) if (c.target.getAttribute('data-stale') === 'true')
+      window.__stale.push(getComputedStyle(c.target).transitionDuration);
+  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-stale'] });
+}"""
 # a loaded 2-core machine can take longer than Playwright's 5 s default to draw a chart
 expect.set_options(timeout=STEP_S * 1000)
 
@@ -227,9 +235,14 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         drawn = page.evaluate(
             f"() => {{ const g = document.querySelector('{graph}'); g.__seen = true; return g.dataset.revision; }}"
         )
+        page.evaluate(STALE_RECORDER_JS)
         slider.press("ArrowRight")
         expect(slider).to_have_value("9")
         page.wait_for_function(f"() => document.querySelector('{graph}').dataset.revision !== '{drawn}'")
+        # what the rerun had not redrawn yet was dimmed in one step, not faded over a second
+        # (ui.PAGE_CSS: each frame of a fade repaints the page in a browser without a GPU)
+        stale = page.evaluate("() => window.__stale")
+        assert stale and set(stale) == {"0s"}, stale
         assert page.evaluate(f"() => document.querySelector('{graph}').__seen === true")
         # WebGL drawn at the screen's pixel ratio, not plotly.js's 2x for image export (4 times the
         # pixels at every redraw and every step of a box drag)

@@ -38,7 +38,7 @@ from .session import (
     workspace,
 )
 from .state import dataset_state, edited, memo, save_settings, save_state, tag, text_column, version
-from .text import cell_text, md_escape, show_error
+from .text import cell_text, md_escape, page_style, show_error
 from .widgets import (
     ABOUT_K,
     BACKENDS,
@@ -77,6 +77,7 @@ __all__ = [
     "memo",
     "operator",
     "own_workspace",
+    "page_style",
     "person",
     "read_only",
     "require_app",
