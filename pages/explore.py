@@ -292,13 +292,26 @@ def map_view() -> None:
         base_key = ui.memo("map_base_key", looking, lambda: map_base_key(points[0]))
         base = ui.memo("map_base", base_key, lambda: scatter.figure_json(plots.map_base(points[0])))
         paint = ui.memo("map_paint", looking, lambda: scatter.figure_json(plots.map_paint(points)))
-        picked = scatter.scatter_map(base, ui.tag(base_key), paint, ui.tag(looking))
+        picked, areas = scatter.scatter_map(base, ui.tag(base_key), paint, ui.tag(looking))
     except Exception:  # a chart never costs the results
         ui.log.exception("map failed")
         st.warning("The map could not be drawn; the table and downloads below are unaffected.")
         return
-    st.caption("Drag a box (or pick the lasso in the chart's toolbar) to read the texts in an area.")
-    texts = plots.selected_texts(picked, plots.trace_members(points[0]))
+    drawn, total = len(points[0]), points[1]
+    st.caption(
+        "Drag a box (or pick the lasso in the chart's toolbar) to read the texts in an area"
+        + (
+            f": all of them, with the {total - drawn:,} the map leaves out of its sample."
+            if total > drawn
+            else "."
+        )
+    )
+    regions = plots.selection_regions(areas)
+    if regions:  # every text in the area the map shows, drawn or not
+        shown = np.flatnonzero(view.texts) if view.filtered else np.arange(result.corpus.n_texts)
+        texts = plots.texts_in_regions(result.projection.layout, shown, regions)
+    else:
+        texts = plots.selected_texts(picked, plots.trace_members(points[0]))
     if texts.size:
         selection_panel(texts)
 

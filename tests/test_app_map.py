@@ -11,7 +11,8 @@ from pathlib import Path
 import plotly
 
 from pages.ui import scatter
-from tests.test_app import assert_healthy, explore_survey, map_figure, merge, texts, warnings
+from pipeline import plots
+from tests.test_app import assert_healthy, explore_survey, map_figure, merge, metrics, texts, warnings
 
 
 def map_element(at):
@@ -22,6 +23,12 @@ def map_element(at):
 def select(at, revision: str, points: list[list[int]]):
     """What the browser sends after a box or lasso: the map's revision and [trace, index] pairs."""
     at.session_state["map"] = {"selection": {"revision": revision, "points": points}}
+    return at.run()
+
+
+def select_areas(at, revision: str, regions: list):
+    """What the browser sends after a box or lasso drawn by scatter.js: the areas, no points."""
+    at.session_state["map"] = {"selection": {"revision": revision, "regions": regions, "points": []}}
     return at.run()
 
 
@@ -193,3 +200,46 @@ def test_the_map_keeps_its_place_whether_a_rerun_clustered_or_only_edited(app):
     at.select_slider(key="set:cluster.min_cluster_size").set_value(10).run()  # the pipeline runs
     assert_healthy(at)
     assert map_place(at) == place
+
+
+def test_a_box_or_lasso_on_a_sampled_map_selects_every_text_inside_drawn_or_not(app, monkeypatch):
+    """A map of many texts draws a sample (``plots.MAX_MAP_POINTS``); an area selected on it reads
+    every text inside, not only the drawn ones."""
+    monkeypatch.setattr(plots, "MAX_MAP_POINTS", 20)
+    at = explore_survey(app)
+    figure = map_figure(at)
+    drawn_x = [x for trace in figure["data"] for x in trace["x"]]
+    n_texts = int(metrics(at)["Distinct texts"])
+    assert len(drawn_x) == 20 < n_texts
+    captions = [c.value for c in at.caption]
+    assert any(f"with the {n_texts - 20} the map leaves out of its sample" in c for c in captions), captions
+
+    select_areas(at, figure["revision"], [{"box": [-1e9, 1e9, -1e9, 1e9]}])
+    assert_healthy(at)
+    assert selection_lines(at)[0].startswith(f"{n_texts} texts selected")
+
+    # the left half as a box and as a lasso around the same rectangle: the same texts, more than drawn
+    middle = sum(sorted(drawn_x)[10:12]) / 2  # between two drawn points: none on the edge
+    drawn_left = sum(x <= middle for x in drawn_x)
+    select_areas(at, figure["revision"], [{"box": [-1e9, middle, -1e9, 1e9]}])
+    (box_line,) = selection_lines(at)
+    lasso = [[-1e9, -1e9], [middle, -1e9], [middle, 1e9], [-1e9, 1e9]]
+    select_areas(at, figure["revision"], [{"lasso": lasso}])
+    assert selection_lines(at) == [box_line]
+    assert drawn_left < int(box_line.split()[0]) < n_texts
+
+    # areas come from the browser: any that is not finite numbers in these shapes selects nothing
+    for hostile in (
+        [{"box": [0, 1, 2]}],
+        [{"box": ["a", 1, 2, 3]}],
+        [{"box": [float("nan"), 1, 2, 3]}],
+        [{"lasso": [[0, 0], [1, 1]]}],
+        [{"lasso": [[0, 0, 0]] * 5}],
+        [{"circle": [0, 0, 1]}],
+        [{"box": [-1e9, 1e9, -1e9, 1e9], "lasso": lasso}],
+        [{"box": [-1e9, 1e9, -1e9, 1e9]}] * (plots.MAX_REGIONS + 1),
+        "everything",
+    ):
+        select_areas(at, figure["revision"], hostile)
+        assert_healthy(at)
+        assert selection_lines(at) == [] and not warnings(at), hostile

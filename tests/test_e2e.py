@@ -600,17 +600,27 @@ def test_a_box_dragged_over_the_map_selects_the_points_inside_once(browser):
                 if any(b["x0"] <= x <= b["x1"] and b["y0"] <= y <= b["y1"] for b in boxes)
             }
 
+        members = plots.trace_members(frame)
+        layout = frame[["x", "y"]].to_numpy()
+
         def last() -> tuple[set, list[dict]]:
+            """The texts Python reads from the last report (every text in its areas), beside the
+            boxes plotly.js keeps; the areas reported are those boxes, and no points with them."""
             name, value = page.evaluate("() => window.__reports[window.__reports.length - 1]")
-            assert name == "selection" and value["revision"] == "r1"
+            assert name == "selection" and value["revision"] == "r1" and value["points"] == []
             boxes = page.evaluate("() => document.querySelector('.clusterlab-map').layout.selections || []")
-            return {tuple(p) for p in value["points"]}, boxes
+            assert value["regions"] == [{"box": [b["x0"], b["x1"], b["y0"], b["y1"]]} for b in boxes]
+            regions = plots.selection_regions(value["regions"])
+            return set(plots.texts_in_regions(layout, np.arange(n), regions).tolist()), boxes
+
+        def drawn_inside(boxes: list[dict]) -> set[int]:
+            return {int(members[c][i]) for c, i in inside(boxes)}
 
         drag(0.2, 0.2, 0.6, 0.7)
         assert page.evaluate("() => window.__selecting") == 0  # nothing selected while dragging
         assert reports() == 1
         points, boxes = last()
-        assert len(boxes) == 1 and points == inside(boxes) and 40 < len(points) < n
+        assert len(boxes) == 1 and points == drawn_inside(boxes) and 40 < len(points) < n
         # the box is where the mouse went: its corners, back in pixels, are the drag's
         corners = page.evaluate(
             "(b) => { const l = document.querySelector('.clusterlab-map')._fullLayout;"
@@ -622,14 +632,29 @@ def test_a_box_dragged_over_the_map_selects_the_points_inside_once(browser):
 
         drag(0.7, 0.1, 0.9, 0.3, shift=True)  # shift: a second box, added to the first
         added, boxes = last()
-        assert len(boxes) == 2 and added == inside(boxes) and added > points
+        assert len(boxes) == 2 and added == drawn_inside(boxes) and added > points
 
         drag(0.1, 0.5, 0.3, 0.9)  # without shift: a new selection
         fresh, boxes = last()
-        assert len(boxes) == 1 and fresh == inside(boxes) and not fresh & (points - inside(boxes))
+        assert len(boxes) == 1 and fresh == drawn_inside(boxes) and not fresh & (points - drawn_inside(boxes))
+
+        # a lasso (plotly.js keeps it as an SVG path): its corners, and every text inside
+        before = reports()
+        page.evaluate(
+            "() => Plotly.relayout(document.querySelector('.clusterlab-map'),"
+            " { selections: [{ type: 'path', xref: 'x', yref: 'y', path: 'M1,1L9,1L9,9Z' }] })"
+        )
+        page.wait_for_function("(n) => window.__reports.length > n", arg=before)
+        name, value = page.evaluate("() => window.__reports[window.__reports.length - 1]")
+        assert value["regions"] == [{"lasso": [[1, 1], [9, 1], [9, 9]]}]
+        under = {i for i, (x, y) in enumerate(layout) if 1 < x < 9 and 1 < y < x}  # the triangle
+        assert (
+            set(plots.texts_in_regions(layout, np.arange(n), plots.selection_regions(value["regions"])))
+            == under
+        )
 
         page.mouse.dblclick(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
-        page.wait_for_function("() => window.__reports[window.__reports.length - 1][1].points.length === 0")
+        page.wait_for_function("() => window.__reports[window.__reports.length - 1][1].regions.length === 0")
         assert (
             page.evaluate("() => (document.querySelector('.clusterlab-map').layout.selections || []).length")
             == 0

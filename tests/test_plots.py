@@ -144,3 +144,21 @@ def test_a_sample_of_a_big_map_keeps_every_highlighted_text(result):
     frame, total = plots.map_frame(result, max_points=20, highlight=lit)
     assert total == result.corpus.n_texts and len(frame) == 20
     assert set(np.flatnonzero(lit)) <= set(frame.index)
+
+
+def test_texts_in_an_area_are_those_inside_the_box_or_lasso_concave_corners_included():
+    grid = np.array([(x, y) for x in range(10) for y in range(10)], dtype=np.float64) + 0.5
+    every = np.arange(len(grid))
+    # an L: the left column band and the bottom row band, not the square between their arms
+    ell = np.array([[0, 0], [10, 0], [10, 3], [3, 3], [3, 10], [0, 10]], dtype=np.float64)
+    inside = plots.texts_in_regions(grid, every, [("lasso", ell)])
+    expected = every[(grid[:, 0] < 3) | (grid[:, 1] < 3)]
+    np.testing.assert_array_equal(inside, expected)
+    # a box given corner to corner either way round; only the candidates count; areas add up
+    box = plots.texts_in_regions(grid, every[::2], [("box", np.array([5.0, 2.0, 9.0, 7.0]))])
+    assert set(box) == {i for i in every[::2] if 2 <= grid[i, 0] <= 5 and 7 <= grid[i, 1] <= 9}
+    both = plots.texts_in_regions(grid, every, [("lasso", ell), ("box", np.array([9.0, 10.0, 9.0, 10.0]))])
+    assert set(both) == set(expected) | {99}
+    assert (
+        plots.selection_regions([{"box": [0, 1, 0, 1]}, {"lasso": [[0, 0], [1, 0], [0, 1]]}])[1][0] == "lasso"
+    )

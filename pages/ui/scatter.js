@@ -9,8 +9,11 @@
 // plots.compose does in Python. The graph is created once and then updated in place with
 // Plotly.react, so a new clustering or an edit recolours the points of the existing WebGL context
 // instead of building a new one (what st.plotly_chart does whenever its figure changes). A box or
-// lasso selection goes back to Python as the state value `selection`: {revision, points: [[trace,
-// index], ...]}; Python ignores a selection made on an older revision of the map. A graph made
+// lasso selection goes back to Python as the state value `selection`: {revision, regions: [{box:
+// [x0, x1, y0, y1]} or {lasso: [[x, y], ...]}, ...], points: [[trace, index], ...]}, the areas in
+// the map's coordinates (Python selects every text inside them, drawn or not: a map of many texts
+// draws a sample) and, only where no area is known, the points drawn inside; Python ignores a
+// selection made on an older revision of the map. A graph made
 // again without its parts asks for them with the trigger `need`.
 // User text reaches Plotly only as hover text and annotation text, escaped by pipeline.plots.
 
@@ -150,10 +153,32 @@ function wireBox(graph, Plotly, report) {
     if (!graph._fullLayout || graph._fullLayout.dragmode !== "select") return;
     if (!(graph.layout.selections || []).length) return;
     Plotly.relayout(graph, { selections: [] });
-    report([]);
+    report([], []);
   });
   if (getComputedStyle(graph).position === "static") graph.style.position = "relative";
   graph.appendChild(outline);
+}
+
+// the areas of a selection in data coordinates: plotly.js keeps each box ("rect") and lasso
+// ("path", "M x,y L x,y ... Z") in layout.selections; its event's range or lassoPoints otherwise
+function regionsOf(graph, event) {
+  const regions = [];
+  for (const shape of (event && event.selections) || graph.layout.selections || []) {
+    if (shape.type === "rect") {
+      regions.push({ box: [shape.x0, shape.x1, shape.y0, shape.y1].map(Number) });
+    } else if (shape.type === "path" && typeof shape.path === "string") {
+      const corners = shape.path.replace(/[MLZ]/g, " ").trim().split(/\s+/);
+      regions.push({ lasso: corners.map((corner) => corner.split(",").map(Number)) });
+    }
+  }
+  if (!regions.length && event && event.range && event.range.x && event.range.y) {
+    regions.push({ box: [...event.range.x, ...event.range.y].map(Number) });
+  }
+  if (!regions.length && event && event.lassoPoints && event.lassoPoints.x) {
+    const { x, y } = event.lassoPoints;
+    regions.push({ lasso: x.map((value, i) => [Number(value), Number(y[i])]) });
+  }
+  return regions;
 }
 
 export default function (component) {
@@ -198,17 +223,21 @@ export default function (component) {
         if (!graph.__clusterlabWired) {
           graph.__clusterlabWired = true;
           let last = null; // what went to Python last: the same selection twice is one rerun
-          const report = (points) => {
-            const said = graph.dataset.revision + JSON.stringify(points);
+          const report = (points, regions) => {
+            // the areas say it all: the points drawn inside go only where no area is known
+            const selection = { revision: graph.dataset.revision, regions, points: regions.length ? [] : points };
+            const said = JSON.stringify(selection);
             if (said === last) return;
             last = said;
-            setStateValue("selection", { revision: graph.dataset.revision, points });
+            setStateValue("selection", selection);
           };
           // the lasso (and plotly.js's own box, on touch screens) report through plotly.js
           graph.on("plotly_selected", (event) => {
-            if (event && event.points) report(event.points.map((p) => [p.curveNumber, p.pointIndex]));
+            if (event && event.points) {
+              report(event.points.map((p) => [p.curveNumber, p.pointIndex]), regionsOf(graph, event));
+            }
           });
-          graph.on("plotly_deselect", () => report([]));
+          graph.on("plotly_deselect", () => report([], []));
           wireBox(graph, Plotly, report);
         }
       });

@@ -90,10 +90,27 @@ def figure_json(spec: dict) -> str:
     return plotly.io.to_json(spec, validate=False, engine="json")
 
 
-def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: str = "map") -> list[dict]:
+def _plotly_chart_regions(selection: dict) -> list:
+    """st.plotly_chart's boxes and lassos ({"box": [{"x": [x0, x1], "y": [y0, y1]}], "lasso":
+    [{"x": [...], "y": [...]}]}) as scatter.js reports them."""
+    regions: list = []
+    with contextlib.suppress(TypeError, ValueError, KeyError, AttributeError):
+        regions += [{"box": [*b["x"], *b["y"]]} for b in selection.get("box") or []]
+        regions += [
+            {"lasso": [list(p) for p in zip(a["x"], a["y"], strict=True)]}
+            for a in selection.get("lasso") or []
+        ]
+    return regions
+
+
+def scatter_map(
+    base: str, base_revision: str, paint: str, revision: str, key: str = "map"
+) -> tuple[list[dict], list]:
     """Draw the map of ``base`` and ``paint`` (``plots.map_layers`` as ``figure_json``) and
-    return the points selected on this revision of it, in st.plotly_chart's shape
-    ([{"curve_number", "point_index"}]). Where plotly.js cannot be served, with st.plotly_chart.
+    return what is selected on this revision of it: (the points drawn in the selection, in
+    st.plotly_chart's shape [{"curve_number", "point_index"}]; the selection's areas as the
+    browser reports them, for ``plots.selection_regions``: every text inside, drawn or not).
+    Where plotly.js cannot be served, with st.plotly_chart.
 
     Each part goes to the browser once per revision: the base (5 MB of JSON at 100,000 texts)
     once per set of points, the paint (0.5 MB) once per clustering and edit state.
@@ -111,7 +128,8 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
             key=key,
             selection_mode=("points", "box", "lasso"),
         )
-        return (event.get("selection") or {}).get("points", [])
+        selection = event.get("selection") or {}
+        return selection.get("points", []), _plotly_chart_regions(selection)
     sent, asked = st.session_state.setdefault(SENT, {}), st.session_state.setdefault(ASKED, {})
     send_paint = revision not in sent.get(key, ())
     send_base = base_revision not in sent.get(key + ":base", ())
@@ -140,9 +158,10 @@ def scatter_map(base: str, base_revision: str, paint: str, revision: str, key: s
         st.rerun()
     selection = getattr(state, "selection", None)
     if not isinstance(selection, dict) or selection.get("revision") != revision:
-        return []  # none, or made on an older map (its points meant other texts), or not ours
+        return [], []  # none, or made on an older map (its points meant other texts), or not ours
+    regions = selection.get("regions") or []
     try:  # it comes from the browser: anything but [trace, index] pairs selects nothing
         pairs = np.asarray(selection.get("points") or [], dtype=np.int64).reshape(-1, 2)
     except (TypeError, ValueError, OverflowError):
-        return []
-    return [{"curve_number": int(c), "point_index": int(i)} for c, i in pairs]
+        return [], regions
+    return [{"curve_number": int(c), "point_index": int(i)} for c, i in pairs], regions
