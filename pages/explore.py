@@ -309,7 +309,11 @@ def map_view() -> None:
     regions = plots.selection_regions(areas)
     if regions:  # every text in the area the map shows, drawn or not
         shown = np.flatnonzero(view.texts) if view.filtered else np.arange(result.corpus.n_texts)
-        texts = plots.texts_in_regions(result.projection.layout, shown, regions)
+        texts = ui.memo(  # once per selection, not on every rerun of the map's section
+            "map_selected",
+            (looking, areas),
+            lambda: plots.texts_in_regions(result.projection.layout, shown, regions),
+        )
     else:
         texts = plots.selected_texts(picked, plots.trace_members(points[0]))
     if texts.size:
