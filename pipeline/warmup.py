@@ -5,8 +5,9 @@ What a first run would otherwise pay for:
 1. **Compiling UMAP.** UMAP compiles its numba functions on first use (23 s measured on a
    fresh machine); the reduce stage keeps them in numba's on-disk cache (see
    ``stages/reduce.py``), so a tiny reduce and cluster through the real stage functions here
-   fills that cache for every later process. HDBSCAN is compiled ahead (Cython): the cluster
-   stage runs only to load it once. pynndescent (the reduce stage's index past 70,000 texts) is
+   fills that cache for every later process. HDBSCAN is compiled ahead (Cython); the cluster
+   stage's condensing of HDBSCAN's tree (``clustering/_condense.py``) is numba's too, and is kept
+   in its on-disk cache as well. pynndescent (the reduce stage's index past 70,000 texts) is
    left out: numba cannot cache its main loop (``nn_descent``: "dynamic globals"), so every
    process that builds an index compiles it again (about 28 s here), warm-up or not.
 2. **Building the backend's model.** A built backend (onnx-int8, model2vec) makes its model
@@ -88,12 +89,12 @@ def compile_numba() -> str:
 
 def _numba_cache_counts() -> tuple[int, int]:
     """(functions loaded from numba's on-disk cache, functions compiled and saved to it) in this
-    process, over UMAP's and pynndescent's modules."""
+    process, over UMAP's, pynndescent's and the pipeline's modules."""
     from numba.core.dispatcher import Dispatcher
 
     hits = misses = 0
     for name, module in list(sys.modules.items()):
-        if not name.startswith(("umap", "pynndescent")) or module is None:
+        if not name.startswith(("umap", "pynndescent", "pipeline")) or module is None:
             continue
         for function in vars(module).values():
             if isinstance(function, Dispatcher):

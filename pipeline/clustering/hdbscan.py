@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import StageError
-from . import assign, readouts, ward
+from . import assign, flat, readouts, ward
 from .base import Clusterer, Fit, PieceFn, Points
 from .readouts import LARGEST_SHARE
 
@@ -184,19 +184,20 @@ class HdbscanTree:
 
     With ``piece`` (a ``StageContext.piece``) the tree is cached by the points and min_samples,
     so a new min_cluster_size, selection method or epsilon (the usual slider moves) in a later
-    run only re-selects clusters from it (0.2 s instead of 3 s for 100k points).
+    run only re-selects clusters from it. Condensing and selecting are ``flat``'s (hdbscan's
+    results, compiled and in arrays): 0.6 s -> 0.02 s per selection at 100,000 points.
 
     hdbscan's public ``memory=`` would cache the same tree, but in a joblib folder of its own,
     outside the pipeline's cache pieces: it would write into a cache folder opened read-only
     (issue 7) and escape the workspace quota and ``clean-cache``. It is also slower: re-selecting
     with a new min_cluster_size at 20,000 5-D points took 174 ms (median of 5) through
     ``HDBSCAN(memory=...).fit``, against 154 ms for this tree loaded from its piece plus
-    ``_tree_to_labels`` (135 ms with the tree in memory, as in a sweep)."""
+    hdbscan's ``_tree_to_labels`` (135 ms with the tree in memory, as in a sweep), before ``flat``."""
 
     def __init__(self, coords: np.ndarray, min_samples: int, piece: PieceFn | None = None):
         self.coords = np.ascontiguousarray(coords, dtype=np.float64)
         self.min_samples = max(1, min(min_samples, len(coords) - 1))
-        self._condensed: tuple | None = None  # (min_cluster_size, condensed tree, stabilities)
+        self._condensed: tuple[int, flat.Condensed] | None = None  # (min_cluster_size, its condensed tree)
         if piece is None:
             self.tree = self._build()
         else:
@@ -228,28 +229,23 @@ class HdbscanTree:
         )
 
     def labels(self, min_cluster_size: int, method: str = "eom", epsilon: float = 0.0) -> np.ndarray:
-        return self.fit(min_cluster_size, method, epsilon)[0]
+        """The points' labels for these settings (``fit`` without the probabilities)."""
+        condensed = self._condense(min_cluster_size)
+        return flat.labels(condensed, flat.select(condensed, method, epsilon))
 
     def fit(self, min_cluster_size: int, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, membership probabilities) for these settings. The condensed tree of the last
-        ``min_cluster_size`` is kept: selecting again at another epsilon (``select`` does, for its
-        ceiling) skips condensing it (0.6 s of a 100,000-text run)."""
-        try:
-            from hdbscan._hdbscan_tree import compute_stability, condense_tree, get_clusters
-        except ImportError:  # a future hdbscan without them: fit again (slower, same result)
-            return _fit(self.coords, min_cluster_size, self.min_samples, method, epsilon)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self._condensed is None or self._condensed[0] != min_cluster_size:
-                condensed = condense_tree(self.tree, min_cluster_size)
-                self._condensed = (min_cluster_size, condensed, compute_stability(condensed))
-            _, condensed, stability = self._condensed
-            # hdbscan's _tree_to_labels with its defaults, past the condensing (get_clusters
-            # changes the stability dict it is given: each selection gets its own copy)
-            labels, probabilities, _ = get_clusters(
-                condensed, dict(stability), method, False, False, epsilon, 0, float("inf")
-            )
-        return labels.astype(np.int64), np.nan_to_num(probabilities.astype(np.float32))
+        """(labels, membership probabilities) for these settings, as hdbscan's own selection gives
+        them (``flat``). The condensed tree of the last ``min_cluster_size`` is kept: selecting
+        again at another epsilon (``select`` does, for its ceiling) skips condensing it."""
+        condensed = self._condense(min_cluster_size)
+        selected = flat.select(condensed, method, epsilon)
+        labels = flat.labels(condensed, selected)
+        return labels, flat.probabilities(condensed, selected, labels).astype(np.float32)
+
+    def _condense(self, min_cluster_size: int) -> flat.Condensed:
+        if self._condensed is None or self._condensed[0] != min_cluster_size:
+            self._condensed = (min_cluster_size, flat.condense(self.tree, min_cluster_size))
+        return self._condensed[1]
 
 
 def select(
@@ -264,9 +260,9 @@ def select(
     """(labels, membership strengths, what was chosen) from a built tree: HDBSCAN's own selection
     with ``settings.epsilon``, or with the automatic epsilon ``auto_level`` (at ``level`` clusters
     when given). The cluster stage and ``sweep.suggest_settings`` both select through here."""
-    labels, probabilities = tree.fit(settings.min_cluster_size, settings.method, settings.epsilon)
     if not settings.auto:
-        return labels, probabilities, {}
+        return *tree.fit(settings.min_cluster_size, settings.method, settings.epsilon), {}
+    labels = tree.labels(settings.min_cluster_size, settings.method, settings.epsilon)
     # UMAP's distances have a known scale: HDBSCAN's own selection at UMAP_EPSILON tells where
     # pieces are real clusters; on other coordinates nothing caps the level
     ceiling = _count(labels)
@@ -446,6 +442,7 @@ CLUSTERER = Clusterer(
     advice="Try a smaller cluster.min_cluster_size, the automatic cluster.epsilon (-1), or about K "
     "clusters (cluster.n_clusters)",
     # 1: the automatic level's silhouettes leave out a level's clusters its sample missed (they
-    # made the level's score NaN), and the automatic min_samples stops growing past the automatic size
-    version=1,
+    # made the level's score NaN), and the automatic min_samples stops growing past the automatic size;
+    # 2: the noise's neighbours come from another k-d tree (ties between equally near points)
+    version=2,
 )
