@@ -212,9 +212,15 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         chart = page.locator(".st-key-map")  # pages/ui/scatter.py: plotly.js, kept mounted
         expect(chart.locator(".js-plotly-plot")).to_be_visible()
         assert chart.locator("canvas").count() > 0, "no WebGL canvas: the map's points are not drawn"
-        names = chart.locator("g.annotation")  # the clusters' names, written at their centres
+        # the clusters' names, written at their centres (scatter.js's drawNames: elements over the
+        # plot, not plotly.js annotations), as text: no markup inside a name
+        names = chart.locator(".clusterlab-names .clusterlab-name")
         expect(names.first).to_be_visible()
         assert names.count() >= 2
+        assert chart.locator("g.annotation").count() == 0
+        assert page.evaluate(
+            "() => [...document.querySelectorAll('.clusterlab-name')].every(n => n.children.length === 0)"
+        )
         expect(page.get_by_text("The map could not be drawn")).to_have_count(0)
 
         done = page.get_by_text(re.compile(r"^Done in [\d.]+ s: \d+ clusters"))
@@ -540,6 +546,62 @@ MAP_DRIVER_JS = """async ([source, base, paint]) => {
   graph.on('plotly_selecting', () => { window.__selecting += 1; });
   return graph.dataset.revision;
 }"""
+
+
+def test_the_maps_names_are_text_over_their_clusters_and_follow_a_zoom(browser):
+    """scatter.js writes the clusters' names as elements over the plot (plotly.js's annotations
+    were redrawn and measured on every update): each at its cluster's centre, a hostile name as
+    its literal text (no element made from it), hidden when a zoom leaves its centre outside the
+    plot and back when the zoom is reset."""
+    import numpy as np
+    import pandas as pd
+    import plotly
+
+    from pipeline import plots
+    from pipeline.bench_browser import ROOT
+
+    hostile = "<img src=x onerror=1> & co"  # within the 28 characters a name keeps
+    frame = pd.DataFrame(
+        {
+            "x": [0.0, 0.2, 0.1, 9.0, 9.2, 9.1],
+            "y": [0.0, 0.1, 0.2, 9.0, 9.1, 9.2],
+            "cluster_id": [0, 0, 0, 1, 1, 1],
+            "cluster_label": ["refunds"] * 3 + [hostile] * 3,
+            "text": [f"text {i}" for i in range(6)],
+            "rows": [1] * 6,
+            "trace": [0] * 6,
+        }
+    )
+    base, paint = (pages_json(part) for part in plots.map_layers((frame, 6)))
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        page.add_script_tag(path=str(Path(plotly.__file__).parent / "package_data" / "plotly.min.js"))
+        source = (ROOT / "pages" / "ui" / "scatter.js").read_text(encoding="utf-8")
+        assert page.evaluate(MAP_DRIVER_JS, [source, base, paint]) == "r1"
+        names_js = """() => {
+          const graph = document.querySelector('.clusterlab-map'), l = graph._fullLayout;
+          return [...graph.querySelectorAll('.clusterlab-name')].map(n => ({
+            text: n.textContent, children: n.children.length, shown: n.style.display !== 'none',
+            left: parseFloat(n.style.left), top: parseFloat(n.style.top),
+            x: l.xaxis._offset + l.xaxis.d2p(0.1), y: l.yaxis._offset + l.yaxis.d2p(0.1)}));
+        }"""
+        names = {n["text"]: n for n in page.evaluate(names_js)}
+        assert set(names) == {"refunds", hostile}
+        assert all(n["children"] == 0 and n["shown"] for n in names.values())
+        assert page.locator("img[src=x]").count() == 0 and page.locator("g.annotation").count() == 0
+        refunds = names["refunds"]
+        assert abs(refunds["left"] - refunds["x"]) < 40 and abs(refunds["top"] - refunds["y"]) < 10
+        page.evaluate("() => Plotly.relayout(document.querySelector('.clusterlab-map'), {'xaxis.range': [5, 10]})")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.clusterlab-name')]"
+            ".filter(n => n.style.display === 'none').map(n => n.textContent).join() === 'refunds'"
+        )
+        page.evaluate("() => Plotly.relayout(document.querySelector('.clusterlab-map'), {'xaxis.autorange': true})")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.clusterlab-name')].every(n => n.style.display !== 'none')"
+        )
+    finally:
+        page.close()
 
 
 def test_a_box_dragged_over_the_map_selects_the_points_inside_once(browser):
