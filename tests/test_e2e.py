@@ -553,7 +553,6 @@ def test_the_maps_names_are_text_over_their_clusters_and_follow_a_zoom(browser):
     were redrawn and measured on every update): each at its cluster's centre, a hostile name as
     its literal text (no element made from it), hidden when a zoom leaves its centre outside the
     plot and back when the zoom is reset."""
-    import numpy as np
     import pandas as pd
     import plotly
 
@@ -591,12 +590,13 @@ def test_the_maps_names_are_text_over_their_clusters_and_follow_a_zoom(browser):
         assert page.locator("img[src=x]").count() == 0 and page.locator("g.annotation").count() == 0
         refunds = names["refunds"]
         assert abs(refunds["left"] - refunds["x"]) < 40 and abs(refunds["top"] - refunds["y"]) < 10
-        page.evaluate("() => Plotly.relayout(document.querySelector('.clusterlab-map'), {'xaxis.range': [5, 10]})")
+        relayout = "(change) => Plotly.relayout(document.querySelector('.clusterlab-map'), change)"
+        page.evaluate(relayout, {"xaxis.range": [5, 10]})
         page.wait_for_function(
             "() => [...document.querySelectorAll('.clusterlab-name')]"
             ".filter(n => n.style.display === 'none').map(n => n.textContent).join() === 'refunds'"
         )
-        page.evaluate("() => Plotly.relayout(document.querySelector('.clusterlab-map'), {'xaxis.autorange': true})")
+        page.evaluate(relayout, {"xaxis.autorange": True})
         page.wait_for_function(
             "() => [...document.querySelectorAll('.clusterlab-name')].every(n => n.style.display !== 'none')"
         )
