@@ -220,24 +220,20 @@ function drawNames(graph) {
   }
   if (!layout || !layout.xaxis || !layout.yaxis) return;
   const xa = layout.xaxis, ya = layout.yaxis;
-  const at = names.map((spec, i) => {
+  // a name at the map's edge stays whole, its size estimated as Python estimates it to keep names
+  // apart (plots.CHAR_PIXELS, LINE_PIXELS): measuring it would make the browser lay out the whole
+  // page there and then, in the middle of Streamlit's updates
+  const clamp = (v, half, size) => Math.max(half, Math.min(size - half, v));
+  names.forEach((spec, i) => {
     const name = layer.children[i];
     const text = plainText(spec.text);
     if (name.textContent !== text) name.textContent = text;
     const x = xa._offset + xa.d2p(spec.x), y = ya._offset + ya.d2p(spec.y);
     const inside = x >= xa._offset && x <= xa._offset + xa._length && y >= ya._offset && y <= ya._offset + ya._length;
     name.style.display = inside ? "" : "none";
-    return [x, y, inside, text.length];
-  });
-  // a name at the map's edge stays whole, its size estimated as Python estimates it to keep names
-  // apart (plots.CHAR_PIXELS, LINE_PIXELS): measuring it would make the browser lay out the whole
-  // page there and then, in the middle of Streamlit's updates
-  const clamp = (v, half, size) => Math.max(half, Math.min(size - half, v));
-  at.forEach(([x, y, inside, chars], i) => {
     if (!inside) return;
-    const half = (chars * CHAR_PIXELS + 8) / 2;
-    layer.children[i].style.left = clamp(x, half, layout.width) + "px";
-    layer.children[i].style.top = clamp(y, LINE_PIXELS / 2, layout.height) + "px";
+    name.style.left = clamp(x, (text.length * CHAR_PIXELS + 8) / 2, layout.width) + "px";
+    name.style.top = clamp(y, LINE_PIXELS / 2, layout.height) + "px";
   });
 }
 

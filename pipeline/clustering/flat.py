@@ -19,7 +19,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Condensed:
-    """A condensed tree (hdbscan's structured array: parent, child, lambda_val, child_size) with
+    """A condensed tree (hdbscan's rows: parent, child, lambda_val, child_size) with
     its cluster nodes indexed: cluster ids run from ``root`` (the number of points) up, a parent's
     id below its children's."""
 
@@ -32,11 +32,6 @@ class Condensed:
     up: np.ndarray  # each cluster's parent cluster (-1 for the root), by id - root
     birth: np.ndarray  # the lambda at which each cluster appeared (0 for the root), by id - root
     stability: np.ndarray  # hdbscan's stability of each cluster, by id - root
-
-    @classmethod
-    def of(cls, tree: np.ndarray) -> Condensed:
-        """From hdbscan's structured array."""
-        return cls.build(tree["parent"], tree["child"], tree["lambda_val"], tree["child_size"])
 
     @classmethod
     def build(
@@ -124,14 +119,10 @@ def _epsilon(condensed: Condensed, selected: np.ndarray, epsilon: float) -> np.n
         if 1.0 / birth[node] >= epsilon:
             out[node] = True
             continue
-        while True:
-            parent = up[node]
-            if parent == 0:
+        while up[node] != 0:  # climb to the first ancestor that appeared above epsilon
+            node = up[node]
+            if 1.0 / birth[node] > epsilon:
                 break
-            if 1.0 / birth[parent] > epsilon:
-                node = parent
-                break
-            node = parent
         out[node] = True
     return out
 
