@@ -331,7 +331,13 @@ def test_upload_cluster_tune_and_download_in_a_browser(browser, app_url):
         assert page.evaluate(f"() => document.querySelector('{graph}').__seen === true")
 
         # a breakdown by that column: a heatmap of the three channels
+        shown = page.locator(graph).element_handle()
         page.get_by_role("tab", name="Breakdown").click()
+        # the map went with its tab (as with Explore for another page), and plotly.js let go of
+        # it: its resize listener kept every graph it drew, WebGL and all, one more per visit
+        page.wait_for_function(
+            "g => !g.isConnected && g.data === undefined && g._context === undefined", arg=shown
+        )
         page.get_by_role("combobox", name="By the column").click()
         page.get_by_role("option", name="channel", exact=True).click()
         chart = ".st-key-breakdown_chart .js-plotly-plot"

@@ -246,14 +246,26 @@ export default function (component) {
     parentElement.appendChild(graph);
     window.__clusterlabMapsMade = (window.__clusterlabMapsMade || 0) + 1; // tests: a remount shows here
   }
-  if (!data || graph.dataset.revision === data.revision) return; // nothing new to draw
+  // Streamlit calls what this returns when the map goes (another page, a closed tab): plotly.js
+  // keeps a graph it drew alive through its window resize listener (`responsive`), WebGL
+  // contexts and all, until Plotly.purge; without it every visit to Explore kept one more (6 MB
+  // of heap at 100,000 texts, and the browser's oldest WebGL contexts lost past 16). Only a graph
+  // out of the page is purged: a render Streamlit gave up on calls this too, the map still shown.
+  const cleanup = () =>
+    setTimeout(() => {
+      if (graph.isConnected || !window.Plotly) return;
+      window.Plotly.purge(graph);
+      graph.__clusterlabWired = false;
+      delete graph.dataset.revision;
+    }, 0);
+  if (!data || graph.dataset.revision === data.revision) return cleanup; // nothing new to draw
   const revision = data.revision;
   const bases = kept("__clusterlabBases"), paints = kept("__clusterlabFigures");
   const base = data.base ? JSON.parse(data.base) : bases.get(data.base_revision); // kept parsed
   const paint = data.paint || paints.get(revision);
   if (!base || !paint) {
     setTriggerValue("need", revision); // Python sends both with the next run
-    return;
+    return cleanup;
   }
   // the last two drawn, the most recent last, as Python counts what this page keeps
   // (scatter.py, _used): an undo draws the revision before from here, not sent again
@@ -309,4 +321,5 @@ export default function (component) {
       graph.dataset.error = String(error);
       graph.textContent = "The map could not be drawn: " + error.message;
     });
+  return cleanup;
 }
