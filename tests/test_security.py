@@ -286,6 +286,36 @@ def test_the_sidebar_measures_the_workspace_again_when_its_datasets_change_not_o
     assert len(walks) > before and shown() != first  # a new dataset: measured again
 
 
+def test_a_stale_usage_figure_is_walked_again_off_the_scripts_thread_and_shown_next_run(app, monkeypatch):
+    """A full rerun (a merge, a slider step) does not wait for the workspace's walk: the figure it
+    had is shown while a thread measures again, and the run after that shows the new one."""
+    from pages.ui import session
+
+    monkeypatch.setenv("CLUSTERLAB_WORKSPACE_QUOTA_GB", "1")
+    monkeypatch.setattr(session, "USAGE_SHOWN_S", 0.0)  # every rerun finds the figure old
+    threads = []
+    real = Workspace.usage_bytes
+    monkeypatch.setattr(
+        Workspace, "usage_bytes", lambda self: threads.append(threading.current_thread().name) or real(self)
+    )
+    at = upload(app.open(), "topics.csv", topic_csv())
+
+    def shown():
+        return [c.value for c in at.sidebar.caption if "This workspace uses" in c.value]
+
+    first = shown()
+    folder = next(Path(os.environ["CLUSTERLAB_WORKSPACES_DIR"]).glob("*/datasets"))
+    (folder / "grown.bin").write_bytes(b"x" * 5_000_000)  # what a run writes meanwhile
+    before = len(threads)
+    at.run()
+    assert shown() == first  # this run did not wait for the walk
+    assert len(threads) == before + 1 and threads[-1].startswith("clusterlab-usage")
+    session._USAGE_WALKS.submit(lambda: None).result()  # the walk is done
+    at.run()
+    assert shown() != first  # the grown figure, one run later
+    assert all(name.startswith("clusterlab-usage") for name in threads[before:])
+
+
 def test_run_bytes_per_row_covers_what_a_run_keeps(topic_table, tmp_path):
     """The quota's estimate against a real run (384-dim vectors, as the default model's)."""
     cache = tmp_path / "cache"
