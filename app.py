@@ -31,5 +31,8 @@ except pipeline.PipelineError as exc:  # the operator's settings are wrong: say 
     ui.show_error(exc)
     st.stop()
 ui.current_dataset(ws)  # after a reload or a bookmark, the newest: highlighted in the sidebar
-ui.sidebar(ws)
-navigation.run()
+usage_line = ui.sidebar(ws)
+try:
+    navigation.run()
+finally:  # also after st.stop() or st.rerun() in the page
+    usage_line()

@@ -286,34 +286,45 @@ def test_the_sidebar_measures_the_workspace_again_when_its_datasets_change_not_o
     assert len(walks) > before and shown() != first  # a new dataset: measured again
 
 
-def test_a_stale_usage_figure_is_walked_again_off_the_scripts_thread_and_shown_next_run(app, monkeypatch):
-    """A full rerun (a merge, a slider step) does not wait for the workspace's walk: the figure it
-    had is shown while a thread measures again, and the run after that shows the new one."""
-    from pages.ui import session
+def test_the_usage_line_is_measured_after_the_page_and_shows_what_the_page_wrote(app, monkeypatch):
+    """The walk comes after the page's elements (before them, it held back every full rerun by its
+    20-30 ms), and what the page wrote (here: a dataset uploaded) is in the figure."""
+    from streamlit.navigation.page import Page
+
+    import pages.ui
 
     monkeypatch.setenv("CLUSTERLAB_WORKSPACE_QUOTA_GB", "1")
-    monkeypatch.setattr(session, "USAGE_SHOWN_S", 0.0)  # every rerun finds the figure old
-    threads = []
-    real = Workspace.usage_bytes
-    monkeypatch.setattr(
-        Workspace, "usage_bytes", lambda self: threads.append(threading.current_thread().name) or real(self)
-    )
+    events = []  # "run" (the sidebar: a run's start), "page" (its end), "walk" (outside the page)
+    walk, run, sidebar = Workspace.usage_bytes, Page.run, pages.ui.sidebar
+    inside = []
+
+    def walked(self):
+        if not inside:  # the upload's own quota check walks inside the page
+            events.append("walk")
+        return walk(self)
+
+    def page_run(self):
+        inside.append(1)
+        try:
+            return run(self)
+        finally:
+            inside.pop()
+            events.append("page")
+
+    monkeypatch.setattr(Workspace, "usage_bytes", walked)
+    monkeypatch.setattr(Page, "run", page_run)
+    monkeypatch.setattr(pages.ui, "sidebar", lambda ws: events.append("run") or sidebar(ws))
     at = upload(app.open(), "topics.csv", topic_csv())
 
     def shown():
         return [c.value for c in at.sidebar.caption if "This workspace uses" in c.value]
 
     first = shown()
-    folder = next(Path(os.environ["CLUSTERLAB_WORKSPACES_DIR"]).glob("*/datasets"))
-    (folder / "grown.bin").write_bytes(b"x" * 5_000_000)  # what a run writes meanwhile
-    before = len(threads)
-    at.run()
-    assert shown() == first  # this run did not wait for the walk
-    assert len(threads) == before + 1 and threads[-1].startswith("clusterlab-usage")
-    session._USAGE_WALKS.submit(lambda: None).result()  # the walk is done
-    at.run()
-    assert shown() != first  # the grown figure, one run later
-    assert all(name.startswith("clusterlab-usage") for name in threads[before:])
+    upload(at, "more.csv", topic_csv(seed=1, n_per_topic=60))
+    walks = [i for i, event in enumerate(events) if event == "walk"]
+    # each after its run's page
+    assert walks and all(i > 0 and events[i - 1] == "page" for i in walks), events
+    assert shown() != first and len(shown()) == 1  # the new dataset's bytes, in the same place
 
 
 def test_run_bytes_per_row_covers_what_a_run_keeps(topic_table, tmp_path):

@@ -4,9 +4,8 @@ the sidebar that lists a workspace's datasets and what others share."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -196,37 +195,26 @@ def select_dataset(ws: Workspace | None, dataset_id: str | None, shared_from: st
 
 
 USAGE_SHOWN_S = 5.0  # the sidebar's "uses ... of ..." is measured again at most this often
-# the walks that refresh it, off the script's thread (one at a time for the whole server)
-_USAGE_WALKS = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="clusterlab-usage")
 
 
 def shown_usage(own: Workspace, datasets: list[str]) -> int:
-    """The workspace's bytes for the sidebar's line. Walking its folders takes 20-30 ms once its
-    caches hold a few hundred results, and the sidebar comes before the page: every full rerun (a
-    slider step, a merge, an undo) waited for it. So it is walked on the spot only when the
-    datasets change (an upload, a delete) or nothing was measured yet; when older than
-    ``USAGE_SHOWN_S`` it is walked again in a thread while the page runs, and the next run shows
-    it. The quota itself is always checked on a fresh walk."""
+    """The workspace's bytes for the sidebar's line: walking its folders takes 20-30 ms once its
+    caches hold a few hundred results. Measured again after ``USAGE_SHOWN_S`` or when the
+    datasets change (an upload, a delete); the quota itself is always checked on a fresh walk."""
     key = (own.path, tuple(datasets))
-    held = st.session_state.get("usage_shown")  # (key, measured at, bytes, the walk under way)
+    held = st.session_state.get("usage_shown")
     now = time.monotonic()
-    if held is None or held[0] != key:
-        held = (key, now, own.usage_bytes(), None)
-    else:
-        _, at, used, walk = held
-        if walk is not None and walk.done():
-            if walk.exception() is None:
-                used = walk.result()
-            walk = None
-        if walk is None and now - at > USAGE_SHOWN_S:
-            at, walk = now, _USAGE_WALKS.submit(own.usage_bytes)
-        held = (key, at, used, walk)
-    st.session_state["usage_shown"] = held
+    if held is None or held[0] != key or now - held[1] > USAGE_SHOWN_S:
+        held = (key, now, own.usage_bytes())
+        st.session_state["usage_shown"] = held
     return held[2]
 
 
-def sidebar(ws: Workspace) -> None:
-    """Your datasets (open, delete, share), those shared with you, and how to come back."""
+def sidebar(ws: Workspace) -> Callable[[], None]:
+    """Your datasets (open, delete, share), those shared with you, and how to come back. Returns
+    what writes the line on the workspace's disk use, for after the page: its walk then runs while
+    the browser draws the page, where before the page it held back every full rerun (a merge, an
+    undo, a slider step) by its 20-30 ms."""
     own = own_workspace() if ws.read_only else ws
     who = person() if signing_in() else None
     with st.sidebar:
@@ -265,16 +253,22 @@ def sidebar(ws: Workspace) -> None:
                 share_box(who, current)
             shared_section(who, current)
         st.divider()
-        if own.quota_bytes:
-            used = shown_usage(own, [info.id for info in datasets])
-            st.caption(
-                f"This workspace uses {size_text(used)} of {size_text(own.quota_bytes)}; deleting a "
-                "dataset frees its file and cached results."
-            )
+        usage = st.empty()  # written after the page (usage_line)
         if own.token:
             st.caption("Bookmark this page to come back to your workspace. Anyone with the link can open it.")
         if who is not None and st.button("Sign out", key="sign_out", icon=":material/logout:"):
             st.logout()
+
+    def usage_line() -> None:
+        if own.quota_bytes:
+            # measured after the page: the page's own writes (an upload, a run) show in this run
+            used = shown_usage(own, [info.id for info in own.datasets()])
+            usage.caption(
+                f"This workspace uses {size_text(used)} of {size_text(own.quota_bytes)}; deleting a "
+                "dataset frees its file and cached results."
+            )
+
+    return usage_line
 
 
 def share_box(who: Person, dataset_id: str) -> None:
