@@ -275,6 +275,7 @@ export default function (component) {
   loadPlotly(data.script)
     .then((Plotly) => {
       if (graph.dataset.pending !== revision) return; // a newer render came meanwhile
+      if (!graph.isConnected) return; // the map left while plotly.js loaded: nothing to purge later
       const figure = compose(base, JSON.parse(paint));
       graph.__clusterlabNames = figure.layout.annotations || [];
       figure.layout = { ...figure.layout, annotations: [] }; // drawn by drawNames

@@ -261,8 +261,8 @@ def sidebar(ws: Workspace) -> Callable[[], None]:
 
     def usage_line() -> None:
         if own.quota_bytes:
-            # measured after the page: the page's own writes (an upload, a run) show in this run
-            used = shown_usage(own, [info.id for info in own.datasets()])
+            # measured after the page: what the page wrote (a run's results) is in the figure
+            used = shown_usage(own, [info.id for info in datasets])
             usage.caption(
                 f"This workspace uses {size_text(used)} of {size_text(own.quota_bytes)}; deleting a "
                 "dataset frees its file and cached results."
