@@ -17,7 +17,7 @@ st.set_page_config(page_title="Clusterlab", page_icon=":material/hub:", layout="
 ui.page_style()  # changes come in one step, not faded in (see PAGE_CSS)
 
 st.session_state["via_app"] = True
-ui.warm_imports()  # once per server process, in the background
+ui.warm_up()  # once per server process, in the background: the model, UMAP, imports
 PAGES = [
     st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:", default=True),
     st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),

@@ -14,6 +14,11 @@ What a first run would otherwise pay for:
    files once per machine, into the shared models folder (``Runtime.models_folder``); its
    progress is shown here instead of during someone's first run.
 
+And once per server process (``warm_server``, which the app runs in a thread from its first page
+view): **loading the model** (importing PyTorch and transformers, reading the weights: about 5 s)
+and UMAP's compiled code from that cache (about 2 s), so the first clustering starts embedding at
+once.
+
 Progress goes to stderr, one line per step. Running it again is quick and says that all was
 warm. A failing step is a warning, and the exit status stays 0 so installation goes on (the
 first run then does that work itself); only a usage error exits non-zero (2).
@@ -22,12 +27,17 @@ first run then does that work itself); only a usage error exits non-zero (2).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .config import EmbedParams
+    from .context import Runtime
 
 WARM_POINTS = 300  # enough for UMAP's graph and HDBSCAN's clusters, small enough to take no time
 LINE_EVERY_S = 5.0  # a progress line at least this far apart, unless the step changes
@@ -123,6 +133,60 @@ def build_model(backend_name: str, models_dir: Path | None = None, lines: Lines 
     if not built:
         return f"{backend_name}: the model was built already, in {runtime.models_folder}"
     return f"{backend_name}: model built in {time.monotonic() - began:.0f} s, in {runtime.models_folder}"
+
+
+def warm_server(
+    params: EmbedParams, runtime: Runtime, modules: tuple[str, ...] = (), *, model: bool = True
+) -> list[str]:
+    """What a server's first clustering would otherwise wait for, done once per process ahead of
+    it (the app runs this in a thread on its first page view): the embedding model ``params``
+    names, loaded into the process's ``embedders.MODELS`` under the key a run with ``runtime``
+    asks for, and UMAP's compiled code from numba's on-disk cache (``compile_numba``), unless
+    ``model`` is False; then ``modules``. A run that starts meanwhile waits on the model's own
+    lock, never loads it twice.
+
+    A backend that must build its model first is left alone (a build takes seconds to minutes,
+    with progress worth showing: the first run that asks for it shows it); so is a model given
+    at run time (``runtime.embedder``). Returns what each step did, in words; a failed step is
+    logged and the rest go on (the run that needs it does it again and says what is wrong)."""
+    from . import embedders
+
+    done: list[str] = []
+
+    def step(what: str, work: Callable[[], str | None]) -> None:
+        began = time.monotonic()
+        try:
+            outcome = work()
+        except Exception:
+            log.warning("warming up the server: %s failed", what, exc_info=True)
+            done.append(f"{what}: failed (see the log)")
+            return
+        done.append(f"{what}: {outcome or 'done'} in {time.monotonic() - began:.1f} s")
+
+    def weights() -> str:
+        if runtime.embedder is not None:
+            return "given at run time, nothing to load"
+        if embedders.backend(params.backend).builds:
+            return f"{params.backend} builds its model first: left to the first run, which shows it"
+        embedder = embedders.load_embedder(
+            params, runtime.device, runtime.batch_size, models_dir=runtime.models_folder
+        )
+        if embedders.is_loaded(embedder):
+            return "loaded already"
+        embedders.load(embedder)
+        return f"{embedder.identity} loaded"
+
+    if model:
+        step("the embedding model", weights)
+        step("UMAP's compiled code", compile_numba)
+    for name in modules:
+        step(f"import {name}", lambda name=name: _imported(name))
+    return done
+
+
+def _imported(name: str) -> str:
+    importlib.import_module(name)
+    return "imported"
 
 
 def _backends() -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ import pipeline.stages
 from pages.ui import runbox
 from pipeline import PipelineConfig, Runtime, Table
 from pipeline.store import Tokens
+
+# The app loads the real embedding model and UMAP's code in a thread on its first page view; in
+# tests that thread would run beside them (and through their patched stage functions). The tests
+# of the preload itself call it directly.
+os.environ["CLUSTERLAB_PRELOAD_MODEL"] = "false"
 
 TOPICS = {
     "billing": ["refund", "charged", "invoice", "price", "subscription", "payment", "billing", "money"],

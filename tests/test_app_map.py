@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import filecmp
 import json
+import re
 from pathlib import Path
 
 import plotly
+import pytest
 
+import pipeline
 from pages.ui import scatter
 from pipeline import plots
 from tests.test_app import assert_healthy, explore_survey, map_figure, merge, metrics, texts, warnings
@@ -112,21 +115,30 @@ def test_sessions_copying_plotly_js_at_once_leave_one_whole_file(tmp_path, monke
     assert [p.name for p in target.parent.iterdir()] == ["plotly.min.js"]  # no half copies left
 
 
-def test_imports_are_warmed_once_in_the_background_and_a_broken_one_is_only_logged(caplog):
-    """A server's first slider step must not wait for hdbscan's import; a module that cannot be
-    imported costs nobody the page (the step that needs it reports it)."""
-    import sys
-
+@pytest.mark.parametrize("setting", ["true", "false", "not-a-bool"])
+def test_a_server_warms_up_once_in_the_background_as_the_operator_says(setting, monkeypatch, caplog):
+    """A server's first clustering must not wait for the model's load and UMAP's code, nor a
+    first slider step for hdbscan's import; ``preload_model = false`` keeps the model's memory
+    free until a run needs it, and a wrong setting costs nobody the page."""
     from pages.ui import runbox
+    from pipeline import warmup
 
-    modules = ("json", "no_such_module_for_clusterlab")
+    asked = []
+    monkeypatch.setenv("CLUSTERLAB_PRELOAD_MODEL", setting)
+    monkeypatch.setattr(runbox, "runtime", lambda: pipeline.Runtime(batch_size=7))
+
+    def warm_server(params, runtime, modules, model):
+        asked.append((params, runtime.batch_size, modules, model))
+        return ["the embedding model: loaded in 0.1 s"]
+
+    monkeypatch.setattr(warmup, "warm_server", warm_server)
+    warm_up = runbox.warm_up.__wrapped__  # the app's own is once per process (functools.cache)
     with caplog.at_level("INFO", logger="clusterlab.app"):
-        thread = runbox.warm_imports(modules)
+        thread = warm_up(("json",))
         thread.join(timeout=30)
-    assert not thread.is_alive() and "json" in sys.modules
-    assert runbox.warm_imports(modules) is thread  # once per process
-    assert "warming the import of no_such_module_for_clusterlab failed" in caplog.text
-    assert "imports for re-clustering warmed" in caplog.text
+    assert not thread.is_alive() and thread.daemon
+    assert asked == [(pipeline.EmbedParams(), 7, ("json",), setting == "true")]  # the runs' key
+    assert re.search(r"server warmed in \d+\.\d s: the embedding model: loaded", caplog.text)
 
 
 def test_each_part_of_the_map_goes_to_the_browser_once_and_again_only_when_asked(app):

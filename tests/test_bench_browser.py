@@ -77,3 +77,32 @@ def test_bench_hands_browser_runs_to_the_browser_benchmark(monkeypatch):
     monkeypatch.setattr(bench_browser, "main", lambda argv: seen.append(argv) or 0)
     assert bench.main(["--browser", "--rows", "2000"]) == 0
     assert seen == [["--rows", "2000"]]
+
+
+def test_a_fresh_install_is_measured_first_and_its_report_says_what_was_warm(tmp_path):
+    assert parse_args([]).fresh_start == 1_000
+    assert parse_args(["--fresh-start", "0"]).fresh_start == 0  # left out
+    with pytest.raises(SystemExit):
+        parse_args(["--fresh-start", "5"])
+    fresh = bench_browser.FreshStart(
+        rows=1_000,
+        warmup_s=26.6,
+        warmup_said="compiled 94 functions into numba's cache (0 were there already) (25.1 s)",
+        click_after_s=2.8,
+        at_once_s=10.4,
+        server_warm_s=7.0,
+        after_warm_s=6.1,
+        after_warm_status="Done in 6.0 s: 10 clusters found",
+    )
+    text = bench_browser.format_fresh(fresh)
+    assert "set-up's warm-up (python -m pipeline.warmup, which make run does once): 26.6 s" in text
+    assert "2.8 s after the page opened (the server still warming up): 10.4 s (goal <= 10 s: not met)" in text
+    assert "once it had warmed up (7.0 s from its first page view): 6.1 s (goal <= 10 s: met)" in text
+    assert "[Done in 6.0 s: 10 clusters found]" in text
+    assert bench_browser.report_json([], fresh)["fresh_start"]["after_warm_s"] == 6.1
+    log = tmp_path / "server.log"
+    log.write_text("INFO clusterlab.app: server warmed in 7.4 s: the embedding model: ...\n")
+    assert bench_browser.server_warmed(log, timeout_s=1) == 7.4
+    log.write_text("nothing yet\n")
+    with pytest.raises(RuntimeError, match="did not say it had warmed up"):
+        bench_browser.server_warmed(log, timeout_s=0.3)

@@ -132,7 +132,10 @@ def browser() -> Iterator:
 @pytest.fixture(scope="module")
 def app_url(browser, tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("e2e")
-    with streamlit_server(root / "workspaces", root / "cache") as url:
+    # as a user's server: the model loads at the first page view (conftest turns that off in here)
+    with streamlit_server(
+        root / "workspaces", root / "cache", env={"CLUSTERLAB_PRELOAD_MODEL": "true"}
+    ) as url:
         yield url
 
 

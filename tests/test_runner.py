@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import threading
@@ -546,6 +547,44 @@ def test_two_runs_at_once_load_a_model_once(topic_table, tmp_path, counted):
         done = [pool.submit(run_counted, topic_table, tmp_path / name) for name in ("a", "b")]
         results = [d.result()[0] for d in done]
     assert counted == ["fake:tiny-words:32"] and all(r.n_clusters == 4 for r in results)
+
+
+def test_a_warmed_server_has_the_model_and_umap_ready_before_its_first_run(topic_table, tmp_path, counted):
+    """The app warms each server process on its first page view; its first clustering then
+    starts embedding at once (issue 13: the first 1,000-text clustering within 10 s)."""
+    from pipeline.config import EmbedParams
+    from pipeline.warmup import warm_server
+
+    done = warm_server(EmbedParams(backend="counted", model="tiny-words"), pipeline.Runtime(), ("json",))
+    assert counted == ["fake:tiny-words:32"]  # under the key a run asks for: not loaded again below
+    assert re.fullmatch(r"the embedding model: fake:tiny-words:32 loaded in \d+\.\d s", done[0])
+    assert re.fullmatch(r"UMAP's compiled code: (already warm|compiled)\b.* in \d+\.\d s", done[1])
+    assert re.fullmatch(r"import json: imported in \d+\.\d s", done[2])
+    result, events = run_counted(topic_table, tmp_path / "first-dataset")
+    assert counted == ["fake:tiny-words:32"]
+    assert embed_messages(events)[0] == "the model tiny-words is loaded already (once per process)"
+    assert "steps" not in next(s for s in result.manifest()["stages"] if s["stage"] == "embed")
+
+
+def test_warming_up_leaves_alone_what_it_should_not_load(counted, monkeypatch):
+    """Turned off (the operator's preload_model), a model given at run time, a backend that
+    builds its model first (minutes, with progress the first run shows), a broken import: no
+    load, nothing raised, and what happened is said."""
+    from pipeline import embedders, warmup
+    from pipeline.config import EmbedParams
+
+    monkeypatch.setattr(warmup, "compile_numba", lambda: pytest.fail("not asked for"))
+    params = EmbedParams(backend="counted", model="tiny-words")
+    assert warmup.warm_server(params, pipeline.Runtime(), model=False) == []
+    monkeypatch.setattr(warmup, "compile_numba", lambda: "already warm")
+    given = warmup.warm_server(params, pipeline.Runtime(embedder=FakeEmbedder()), model=True)
+    assert given[0].startswith("the embedding model: given at run time, nothing to load")
+    built = dataclasses.replace(embedders.BACKENDS["counted"], name="built", builds=True)
+    monkeypatch.setitem(embedders.BACKENDS, "built", built)
+    left = warmup.warm_server(EmbedParams(backend="built"), pipeline.Runtime(), ("no_such_module_here",))
+    assert left[0].startswith("the embedding model: built builds its model first: left to the first run")
+    assert left[2] == "import no_such_module_here: failed (see the log)"
+    assert counted == []
 
 
 # --- a reload from the cache reports the computing run's times (issue 13, item 10) --------------

@@ -22,7 +22,7 @@ from .runbox import (
     saved_result,
     show_label_fallbacks,
     show_llm_estimate,
-    warm_imports,
+    warm_up,
 )
 from .session import (
     current_dataset,
@@ -96,6 +96,6 @@ __all__ = [
     "tag",
     "text_column",
     "version",
-    "warm_imports",
+    "warm_up",
     "workspace",
 ]

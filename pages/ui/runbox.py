@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import logging
 import os
 import threading
@@ -46,21 +45,25 @@ WARM_IMPORTS = ("hdbscan", "sklearn.metrics", "scipy.sparse")
 
 
 @functools.cache
-def warm_imports(modules: tuple[str, ...] = WARM_IMPORTS) -> threading.Thread:
-    """Import ``modules`` once per server process, in a background thread, so that no visitor's
-    first slider step waits for them. A failed import is only logged: the step that needs the
-    module imports it again and says what is wrong."""
+def warm_up(modules: tuple[str, ...] = WARM_IMPORTS) -> threading.Thread:
+    """Once per server process, in a background thread from its first page view: what the first
+    clustering would wait for (``pipeline.warmup.warm_server``: the default embedding model,
+    about 5 s with torch's import; UMAP's compiled code, 2 s), unless the operator turned
+    ``preload_model`` off; then the imports a slider step needs. Nothing here can cost a
+    visitor the page: a failed step is only logged, and the step that needs it does it again and
+    says what is wrong."""
+    from pipeline.warmup import warm_server
 
     def work() -> None:
         began = time.monotonic()
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                log.warning("warming the import of %s failed", name, exc_info=True)
-        log.info("imports for re-clustering warmed in %.1f s", time.monotonic() - began)
+        try:
+            preload = operator().preload_model
+        except PipelineError:  # a wrong setting: the page says so; warm only what needs none
+            preload = False
+        done = warm_server(PipelineConfig().embed, runtime(), modules, model=preload)
+        log.info("server warmed in %.1f s: %s", time.monotonic() - began, "; ".join(done))
 
-    thread = threading.Thread(target=work, name="clusterlab-warm-imports", daemon=True)
+    thread = threading.Thread(target=work, name="clusterlab-warm-up", daemon=True)
     thread.start()
     return thread
 
