@@ -169,6 +169,12 @@ class Session:
         expect(done).to_be_visible(timeout=CLUSTERING_S * 1000)
         return done.inner_text()
 
+    def settle(self) -> None:
+        """Wait until no script run is in progress (Streamlit's own end-to-end tests wait on this
+        attribute): a click in the middle of a run's redraw can land on an element the run is
+        replacing."""
+        expect(self.page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
     def open(self, title: str) -> None:
         self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
 

@@ -175,9 +175,12 @@ def test_signed_in_people_see_their_own_data_and_a_read_only_share_until_revoked
         expect(sidebar(bob)).to_contain_text("None yet")
         expect(sidebar(bob)).not_to_contain_text("alice-feedback")
 
-        # Alice shares it with Bob's address
+        # Alice shares it with Bob's address (once her page is idle: a submit clicked while a run
+        # redrew the sidebar was once lost, the address still in the field)
+        alice.settle()
         alice.page.get_by_text("Share the open dataset").click()
         alice.page.get_by_label("Their email").fill("bob@example.org")
+        alice.settle()
         alice.page.get_by_role("button", name="Share read-only").click()
         expect(sidebar(alice)).to_contain_text("Shared with bob@example.org.")
 
