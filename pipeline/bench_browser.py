@@ -3,9 +3,9 @@
     make bench BENCH_ARGS=--browser                   # a fresh install (1,000 texts), 10,000, 100,000
     make bench BENCH_ARGS="--browser --rows 2000 --repeat 3 --json out.json"
 
-For each size, ``streamlit run app.py`` starts on a free port of 127.0.0.1 with its own (fresh,
-temporary) workspaces and cache folders, and Debian's Chromium (headless, driven by Playwright)
-uploads a CSV of that many short texts through the file chooser: banking77's texts
+For each size, the app starts as ``make run`` starts it (``clusterlab app``) on a free port of
+127.0.0.1 with its own (fresh, temporary) workspaces and cache folders, and Debian's Chromium
+(headless, driven by Playwright) uploads a CSV of that many short texts through the file chooser: banking77's texts
 (``../shared/datasets/banking77.csv``) repeated with small variations (``bench.load_texts``),
 written to a temporary folder, never into the project. Then, ``--repeat`` rounds, it times
 the interactions of ``INTERACTIONS`` on Explore and prints the median, min and max against the
@@ -190,7 +190,8 @@ def streamlit_server(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
 ) -> Iterator[str]:
-    """Run the app; yield its base URL; always stop it. Folders default to fresh temporary ones.
+    """Run the app as ``make run`` does; yield its base URL; always stop it. Folders default to
+    fresh temporary ones.
 
     ``env`` adds to the server's environment. The server's output goes to ``log_path`` (default:
     a temporary file), whose tail is raised with any start-up failure."""
@@ -207,10 +208,12 @@ def streamlit_server(
             **(env or {}),
         }
         log_path = log_path or Path(tmp, "streamlit.log")
+        # as make run starts it (clusterlab app: the settings checked, the server's warm-up begun
+        # with the process, then streamlit run app.py)
         command = [
-            sys.executable, "-m", "streamlit", "run", "app.py",
-            "--server.address", "127.0.0.1",
-            "--server.port", str(port),
+            sys.executable, "-m", "pipeline", "app",
+            "--address", "127.0.0.1",
+            "--port", str(port),
             "--server.headless", "true",
         ]  # fmt: skip
         with open(log_path, "wb") as log:
@@ -919,7 +922,7 @@ class FreshStart:
     click_after_s: float | None = None  # the prompt click: seconds after the page opened
     at_once_s: float | None = None  # the first clustering, clicked as soon as the upload showed
     at_once_status: str = ""
-    server_warm_s: float | None = None  # the server's own warm-up, from its first page view
+    server_warm_s: float | None = None  # the server's own warm-up, as its log says
     after_warm_s: float | None = None  # the first clustering, clicked once the server had warmed
     after_warm_status: str = ""
 
@@ -928,8 +931,8 @@ def fresh_start(browser, rows: int, data: str | None) -> FreshStart:
     """A new machine as ``make run`` leaves it: numba's on-disk cache empty (``NUMBA_CACHE_DIR``
     a new folder) until set-up's ``python -m pipeline.warmup`` (timed), then a new server process
     (the model not loaded), a new workspace, ``rows`` texts uploaded and "Cluster the texts"
-    clicked as soon as the upload shows, while the server is still warming up from its first
-    page view: the unlucky case. Then once more in another new server, clicked once that server
+    clicked as soon as the upload shows, while the server is still warming up (it starts with
+    the process): the unlucky case. Then once more in another new server, clicked once that server
     says it has warmed up (``WARMED_LINE`` in its log), as after a person's few seconds with the
     file chooser. What stays warm from a machine's earlier use: the operating system's file
     cache (torch's libraries, the model's weights)."""
@@ -1010,7 +1013,7 @@ def format_fresh(result: FreshStart) -> str:
         f"  first clustering in a new server, clicked as soon as the upload showed{clicked} "
         f"(the server still warming up): {met(result.at_once_s)}{status}"
     )
-    warm = "" if result.server_warm_s is None else f" ({result.server_warm_s:.1f} s from its first page view)"
+    warm = "" if result.server_warm_s is None else f" (its warm-up took {result.server_warm_s:.1f} s)"
     status = f" [{result.after_warm_status}]" if result.after_warm_status else ""
     lines.append(
         f"  first clustering in a new server, clicked once it had warmed up{warm}: "

@@ -15,7 +15,7 @@ reads all of them; the command line, run by the machine's owner, obeys only the 
     workspaces_dir = "/srv/clusterlab/workspaces"
     token_links = false                           # with sign-in on: open ?ws= links too
     sign_in_provider = ""                         # which [auth.<name>] provider signs people in
-    preload_model = true                          # load the embedding model at the first page view
+    preload_model = true                          # load the embedding model as the server starts
 
 Sign-in itself is Streamlit's: an ``[auth]`` section at the top level of secrets.toml (Streamlit
 reads it nowhere else) turns it on; ``check_auth_section`` says what it lacks before anyone

@@ -14,8 +14,8 @@ What a first run would otherwise pay for:
    files once per machine, into the shared models folder (``Runtime.models_folder``); its
    progress is shown here instead of during someone's first run.
 
-And once per server process (``warm_server``, which the app runs in a thread from its first page
-view): **loading the model** (importing PyTorch and transformers, reading the weights: about 5 s)
+And once per server process (``warm_server``, in a thread from the server's start: ``python -m
+pipeline.serve``, or from its first page view): **loading the model** (importing PyTorch and transformers, reading the weights: about 5 s)
 and UMAP's compiled code from that cache (about 2 s), so the first clustering starts embedding at
 once.
 
@@ -30,6 +30,7 @@ import argparse
 import importlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from .config import EmbedParams
     from .context import Runtime
 
+# imported by re-clustering (a slider step) but not by opening a cached result: 1.7 s of the first
+# slider step after a server start, until warmed
+SLIDER_IMPORTS = ("hdbscan", "sklearn.metrics", "scipy.sparse")
 WARM_POINTS = 300  # enough for UMAP's graph and HDBSCAN's clusters, small enough to take no time
 LINE_EVERY_S = 5.0  # a progress line at least this far apart, unless the step changes
 
@@ -139,8 +143,8 @@ def warm_server(
     params: EmbedParams, runtime: Runtime, modules: tuple[str, ...] = (), *, model: bool = True
 ) -> list[str]:
     """What a server's first clustering would otherwise wait for, done once per process ahead of
-    it (the app runs this in a thread on its first page view): the embedding model ``params``
-    names, loaded into the process's ``embedders.MODELS`` under the key a run with ``runtime``
+    it (``warm_in_background``: as the server starts, or on its first page view): the embedding
+    model ``params`` names, loaded into the process's ``embedders.MODELS`` under the key a run with ``runtime``
     asks for, and UMAP's compiled code from numba's on-disk cache (``compile_numba``), unless
     ``model`` is False; then ``modules``. A run that starts meanwhile waits on the model's own
     lock, never loads it twice.
@@ -182,6 +186,31 @@ def warm_server(
     for name in modules:
         step(f"import {name}", lambda name=name: _imported(name))
     return done
+
+
+_server_warm_up: threading.Thread | None = None  # the process's one (warm_in_background)
+_server_warm_up_lock = threading.Lock()
+
+
+def warm_in_background(
+    params: EmbedParams, runtime: Runtime, modules: tuple[str, ...] = SLIDER_IMPORTS, *, model: bool = True
+) -> threading.Thread:
+    """``warm_server`` in a daemon thread, once per process: the first call starts it, every
+    later one returns that thread (``python -m pipeline.serve`` calls it as the server starts, the
+    app on its first page view: whichever comes first). When done it logs one line, "server
+    warmed in N s: ..." (the browser benchmark waits for it)."""
+    global _server_warm_up
+    with _server_warm_up_lock:
+        if _server_warm_up is None:
+
+            def work() -> None:
+                began = time.monotonic()
+                done = warm_server(params, runtime, modules, model=model)
+                log.info("server warmed in %.1f s: %s", time.monotonic() - began, "; ".join(done))
+
+            _server_warm_up = threading.Thread(target=work, name="clusterlab-warm-up", daemon=True)
+            _server_warm_up.start()
+        return _server_warm_up
 
 
 def _imported(name: str) -> str:

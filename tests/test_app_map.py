@@ -119,25 +119,27 @@ def test_sessions_copying_plotly_js_at_once_leave_one_whole_file(tmp_path, monke
 def test_a_server_warms_up_once_in_the_background_as_the_operator_says(setting, monkeypatch, caplog):
     """A server's first clustering must not wait for the model's load and UMAP's code, nor a
     first slider step for hdbscan's import; ``preload_model = false`` keeps the model's memory
-    free until a run needs it, and a wrong setting costs nobody the page."""
+    free until a run needs it, and a wrong setting costs nobody the page. One warm-up per
+    process, whoever asks first (the server as it starts, or the app's first page view)."""
     from pages.ui import runbox
     from pipeline import warmup
 
     asked = []
-    monkeypatch.setenv("CLUSTERLAB_PRELOAD_MODEL", setting)
-    monkeypatch.setattr(runbox, "runtime", lambda: pipeline.Runtime(batch_size=7))
 
     def warm_server(params, runtime, modules, model):
         asked.append((params, runtime.batch_size, modules, model))
         return ["the embedding model: loaded in 0.1 s"]
 
+    monkeypatch.setenv("CLUSTERLAB_PRELOAD_MODEL", setting)
+    monkeypatch.setattr(runbox, "runtime", lambda: pipeline.Runtime(batch_size=7))
     monkeypatch.setattr(warmup, "warm_server", warm_server)
-    warm_up = runbox.warm_up.__wrapped__  # the app's own is once per process (functools.cache)
-    with caplog.at_level("INFO", logger="clusterlab.app"):
-        thread = warm_up(("json",))
+    monkeypatch.setattr(warmup, "_server_warm_up", None)  # a new process
+    with caplog.at_level("INFO", logger="pipeline.warmup"):
+        thread = runbox.warm_up.__wrapped__()  # the app's own is once per process (functools.cache)
         thread.join(timeout=30)
+        assert runbox.warm_up.__wrapped__() is thread  # asked again: the same one, not a second
     assert not thread.is_alive() and thread.daemon
-    assert asked == [(pipeline.EmbedParams(), 7, ("json",), setting == "true")]  # the runs' key
+    assert asked == [(pipeline.EmbedParams(), 7, warmup.SLIDER_IMPORTS, setting == "true")]  # the runs' key
     assert re.search(r"server warmed in \d+\.\d s: the embedding model: loaded", caplog.text)
 
 

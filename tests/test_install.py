@@ -193,6 +193,12 @@ def test_clusterlab_app_serves_the_app_with_the_projects_settings_from_another_f
         )
     try:
         wait_healthy(base, process, log)
+        # the server's warm-up starts with the process, before anyone opens a page (here the
+        # imports only: conftest turns the model's preload off for the tests)
+        deadline = time.monotonic() + 60
+        while "server warmed in" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "server warmed in" in log.read_text(), log.read_text()[-3000:]
         with urllib.request.urlopen(base + "/", timeout=10) as page:
             assert page.status == 200 and b'<div id="root">' in page.read()
         session, kinds = first_session(f"ws://127.0.0.1:{port}/_stcore/stream")
@@ -206,6 +212,7 @@ def test_clusterlab_app_serves_the_app_with_the_projects_settings_from_another_f
         assert (elsewhere / SECRET_FILE).is_file()
         assert not (elsewhere / "workspaces").exists() or not any((elsewhere / "workspaces").iterdir())
         assert process.poll() is None
+        assert log.read_text().count("server warmed in") == 1  # the page view started no second one
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

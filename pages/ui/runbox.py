@@ -23,6 +23,7 @@ from pipeline import PipelineConfig, PipelineError
 from pipeline.dataset_state import DatasetState
 from pipeline.netguard import UrlGuard
 from pipeline.store import Workspace
+from pipeline.warmup import warm_in_background
 
 from .session import operator
 from .state import text_column
@@ -39,33 +40,20 @@ def runtime() -> pipeline.Runtime:
     return pipeline.Runtime()
 
 
-# imported by re-clustering (a slider step) but not by opening a cached result: 1.7 s of the first
-# slider step after a server start, until warmed here
-WARM_IMPORTS = ("hdbscan", "sklearn.metrics", "scipy.sparse")
-
-
 @functools.cache
-def warm_up(modules: tuple[str, ...] = WARM_IMPORTS) -> threading.Thread:
-    """Once per server process, in a background thread from its first page view: what the first
-    clustering would wait for (``pipeline.warmup.warm_server``: the default embedding model,
-    about 5 s with torch's import; UMAP's compiled code, 2 s), unless the operator turned
-    ``preload_model`` off; then the imports a slider step needs. Nothing here can cost a
-    visitor the page: a failed step is only logged, and the step that needs it does it again and
-    says what is wrong."""
-    from pipeline.warmup import warm_server
-
-    def work() -> None:
-        began = time.monotonic()
-        try:
-            preload = operator().preload_model
-        except PipelineError:  # a wrong setting: the page says so; warm only what needs none
-            preload = False
-        done = warm_server(PipelineConfig().embed, runtime(), modules, model=preload)
-        log.info("server warmed in %.1f s: %s", time.monotonic() - began, "; ".join(done))
-
-    thread = threading.Thread(target=work, name="clusterlab-warm-up", daemon=True)
-    thread.start()
-    return thread
+def warm_up() -> threading.Thread:
+    """The server's warm-up (``pipeline.warmup.warm_in_background``: the default embedding model,
+    about 5 s with torch's import, and UMAP's compiled code, 2 s; then the imports a slider step
+    needs), started here on the first page view unless the server started it itself (``python -m
+    pipeline.serve``, what ``clusterlab app`` and ``make run`` run). The operator's
+    ``preload_model = false`` leaves the model and UMAP to the first run; a wrong setting costs
+    nobody the page (it says so), and a failed step is only logged: the step that needs it does
+    it again and says what is wrong."""
+    try:
+        preload = operator().preload_model
+    except PipelineError:
+        preload = False
+    return warm_in_background(PipelineConfig().embed, runtime(), model=preload)
 
 
 def typed_api_key() -> str:
