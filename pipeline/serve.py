@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # the warm-up's line, before app.py's
-    warm_in_background(PipelineConfig().embed, Runtime(), model=preload_wanted())
+    warm_in_background(PipelineConfig().embed, Runtime(), model=preload_wanted(), freeze=True)
     from streamlit.web.cli import main as streamlit_main
 
     sys.argv = ["streamlit", "run", *argv]

@@ -27,6 +27,7 @@ first run then does that work itself); only a usage error exits non-zero (2).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -193,12 +194,24 @@ _server_warm_up_lock = threading.Lock()
 
 
 def warm_in_background(
-    params: EmbedParams, runtime: Runtime, modules: tuple[str, ...] = SLIDER_IMPORTS, *, model: bool = True
+    params: EmbedParams,
+    runtime: Runtime,
+    modules: tuple[str, ...] = SLIDER_IMPORTS,
+    *,
+    model: bool = True,
+    freeze: bool = False,
 ) -> threading.Thread:
     """``warm_server`` in a daemon thread, once per process: the first call starts it, every
     later one returns that thread (``python -m pipeline.serve`` calls it as the server starts, the
     app on its first page view: whichever comes first). When done it logs one line, "server
-    warmed in N s: ..." (the browser benchmark waits for it)."""
+    warmed in N s: ..." (the browser benchmark waits for it).
+
+    ``freeze`` (the server's own start, where nothing but imports and the model exist yet):
+    then collect once and ``gc.freeze()`` what is left, so Python's cyclic collector never walks
+    it again. With PyTorch, transformers and the weights loaded, a full collection walked
+    620,000 objects (0.28 s here) instead of 280,000 (0.17 s), and one comes in the middle of
+    a script run every so often; after the freeze it walks only what the runs make. What is
+    frozen is freed by reference counting as before; only cyclic garbage among it would stay."""
     global _server_warm_up
     with _server_warm_up_lock:
         if _server_warm_up is None:
@@ -206,6 +219,10 @@ def warm_in_background(
             def work() -> None:
                 began = time.monotonic()
                 done = warm_server(params, runtime, modules, model=model)
+                if freeze:
+                    gc.collect()
+                    gc.freeze()
+                    done.append(f"{gc.get_freeze_count():,} objects frozen out of the collector's walks")
                 log.info("server warmed in %.1f s: %s", time.monotonic() - began, "; ".join(done))
 
             _server_warm_up = threading.Thread(target=work, name="clusterlab-warm-up", daemon=True)
