@@ -10,7 +10,7 @@ absolute first, against the folder the command was typed in, so that move does n
 Before anything starts, the ``[clusterlab]`` settings are checked as the app checks them
 (``OperatorSettings.load``): a wrong one is one line naming it and a non-zero exit, never a
 server that starts and then shows every visitor an error. The process then becomes streamlit
-(``exec`` of ``python -m pipeline.serve``, which starts the server's warm-up and runs Streamlit in
+(``exec`` of ``python -m pages.serve``, which starts the server's warm-up and runs Streamlit in
 the same process): a service manager's signals reach the server itself. See docs/deploy.md.
 """
 
@@ -94,9 +94,9 @@ def absolute_folders(environ: MutableMapping[str, str], base: Path) -> None:
 
 def streamlit_command(address: str, port: int, extra: list[str]) -> list[str]:
     """``streamlit run <project>/app.py`` in this Python, on ``address:port``, plus ``extra``,
-    through ``pipeline.serve``: the server's warm-up starts with the process."""
+    through ``pages.serve``: the server's warm-up starts with the process."""
     return [
-        sys.executable, "-m", "pipeline.serve", str(APP),
+        sys.executable, "-m", "pages.serve", str(APP),
         "--server.address", address,
         "--server.port", str(port),
         *extra,

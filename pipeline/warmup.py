@@ -15,9 +15,9 @@ What a first run would otherwise pay for:
    progress is shown here instead of during someone's first run.
 
 And once per server process (``warm_server``, in a thread from the server's start: ``python -m
-pipeline.serve``, or from its first page view): **loading the model** (importing PyTorch and transformers, reading the weights: about 5 s)
-and UMAP's compiled code from that cache (about 2 s), so the first clustering starts embedding at
-once.
+pages.serve``, or from its first page view): **loading the model** (importing PyTorch and
+transformers, reading the weights: about 5 s) and UMAP's compiled code from that cache (about
+2 s), so the first clustering starts embedding at once.
 
 Progress goes to stderr, one line per step. Running it again is quick and says that all was
 warm. A failing step is a warning, and the exit status stays 0 so installation goes on (the
@@ -202,7 +202,7 @@ def warm_in_background(
     freeze: bool = False,
 ) -> threading.Thread:
     """``warm_server`` in a daemon thread, once per process: the first call starts it, every
-    later one returns that thread (``python -m pipeline.serve`` calls it as the server starts, the
+    later one returns that thread (``python -m pages.serve`` calls it as the server starts, the
     app on its first page view: whichever comes first). When done it logs one line, "server
     warmed in N s: ..." (the browser benchmark waits for it).
 

@@ -45,7 +45,7 @@ def warm_up() -> threading.Thread:
     """The server's warm-up (``pipeline.warmup.warm_in_background``: the default embedding model,
     about 5 s with torch's import, and UMAP's compiled code, 2 s; then the imports a slider step
     needs), started here on the first page view unless the server started it itself (``python -m
-    pipeline.serve``, what ``clusterlab app`` and ``make run`` run). The operator's
+    pages.serve``, what ``clusterlab app`` and ``make run`` run). The operator's
     ``preload_model = false`` leaves the model and UMAP to the first run; a wrong setting costs
     nobody the page (it says so), and a failed step is only logged: the step that needs it does
     it again and says what is wrong."""
